@@ -1,0 +1,23 @@
+/* SPDX-License-Identifier: MIT */
+/* Parsing of command-line values: sizes, counts, rates. Pure functions. */
+#ifndef HM_PARSE_H
+#define HM_PARSE_H
+
+#include <stdint.h>
+#include "src/util.h"
+
+/*
+ * Parse a byte size: digits with an optional binary suffix K, M, G, T
+ * (also KB/KiB, ...; case-insensitive). Rejects empty strings, signs,
+ * junk, and values that overflow. Returns 0 or -EINVAL/-ERANGE.
+ */
+int parse_size(const char *s, uint64_t *out) __must_check;
+/*
+ * Parse a count: digits with an optional decimal suffix k (1e3), m (1e6),
+ * g (1e9). Returns 0 or -EINVAL/-ERANGE.
+ */
+int parse_count(const char *s, uint64_t *out) __must_check;
+/* parse_count() and check min <= value <= max (-ERANGE otherwise). */
+int parse_count_range(const char *s, uint64_t min, uint64_t max, uint64_t *out) __must_check;
+
+#endif

@@ -1,0 +1,116 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * struct vm: one KVM virtual machine — /dev/kvm and VM fd lifecycle, guest
+ * RAM, vCPUs, the device window and the I/O device, and the pause/resume
+ * barrier that stops every vCPU and device (the stop-and-copy primitive).
+ *
+ * Threads: one per vCPU, one for the I/O device. vm_start/pause/resume/
+ * stop are called from one controlling thread (the event loop).
+ */
+#ifndef HM_VM_H
+#define HM_VM_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include "guest/abi.h"
+#include "src/bitmap.h"
+#include "src/devwin.h"
+#include "src/iodev.h"
+#include "src/mem.h"
+#include "src/util.h"
+
+struct vcpu;
+struct kvm_cpuid2;
+
+struct vm_config {
+	uint64_t mem_bytes;
+	unsigned int nr_vcpus;		/* 1..HM_MAX_VCPUS */
+	const uint8_t *image;		/* flat guest binary, loaded at HM_IMAGE_GPA */
+	size_t image_size;
+	struct hm_bootinfo boot;	/* layout from guest_layout(); tsc_khz filled here */
+	uint64_t io_rate;		/* I/O device bytes/s, 0 = no device */
+	const char *kvm_path;		/* default /dev/kvm */
+};
+
+enum vm_state {
+	VM_CREATED,
+	VM_RUNNING,
+	VM_PAUSED,
+	VM_STOPPED,
+};
+
+/* Called once when the VM stops on its own (guest exit or failure), from any thread. */
+typedef void (*vm_stop_cb)(void *arg);
+
+struct vm {
+	int kvm_fd;
+	int vm_fd;
+	int run_size;			/* bytes of each vCPU's kvm_run mapping */
+	struct guest_mem mem;
+	struct bitmap dev_dirty;	/* pages written by VMM devices, by gfn */
+	struct devwin dw;
+	struct iodev io;
+	bool has_io;
+	unsigned int nr_vcpus;
+	struct vcpu *vcpus[HM_MAX_VCPUS];
+	struct kvm_cpuid2 *cpuid;	/* supported CPUID, as given to every vCPU */
+	uint64_t tsc_khz;
+	uint64_t start_ns;
+
+	pthread_mutex_t lock;		/* guards everything below */
+	pthread_cond_t cond;
+	enum vm_state state;
+	bool pause_req;
+	bool stop_req;
+	unsigned int parked;		/* vCPUs parked at the barrier */
+	unsigned int exited;		/* vCPU threads that left their loop */
+	int err;			/* first failure, -errno */
+	char err_msg[256];
+	vm_stop_cb on_stop;
+	void *on_stop_arg;
+	bool notified;
+};
+
+/*
+ * Create the VM described by @cfg: open KVM, map RAM, create vCPUs, load
+ * the guest and its entry state. On failure returns -errno and writes a
+ * one-line reason to @why (may be NULL); nothing is left behind.
+ */
+int vm_new(const struct vm_config *cfg, struct vm **out, char *why, size_t whylen) __must_check;
+/* Stop if running, release everything. Accepts NULL. */
+void vm_free(struct vm *vm);
+/* Register the callback for a stop the VM decides itself. Call before vm_start. */
+void vm_set_stop_cb(struct vm *vm, vm_stop_cb cb, void *arg);
+/* Start vCPU threads and the I/O device. */
+int vm_start(struct vm *vm) __must_check;
+/*
+ * Stop every vCPU (each completes its pending exit first, so its state can
+ * be saved) and park the I/O device. Returns 0, or -ESHUTDOWN if the VM
+ * has stopped. Idempotent.
+ */
+int vm_pause(struct vm *vm) __must_check;
+int vm_resume(struct vm *vm) __must_check;
+/* Stop for good and join all threads. Idempotent. */
+void vm_stop(struct vm *vm);
+enum vm_state vm_get_state(struct vm *vm);
+const char *vm_state_name(enum vm_state s);
+/* The first failure (-errno, message copied to @buf) or 0. */
+int vm_error(struct vm *vm, char *buf, size_t len);
+/*
+ * Record a failure and stop the VM (from any thread, e.g. a vCPU that hit
+ * a triple fault). Only the first failure is kept.
+ */
+void vm_fail(struct vm *vm, int err, const char *fmt, ...) __printf(3, 4);
+/* Called by vCPU threads: park here while paused; returns false when stopping. */
+bool vm_vcpu_checkpoint(struct vm *vm);
+/* Called by a vCPU thread when it leaves its run loop. */
+void vm_vcpu_exited(struct vm *vm);
+
+/* x86 hooks (src/x86.c) */
+int vm_arch_init(struct vm *vm, char *why, size_t whylen) __must_check;
+int vm_arch_setup_memory(struct vm *vm) __must_check;
+int vm_arch_vcpu_init(struct vm *vm, struct vcpu *v, char *why, size_t whylen) __must_check;
+void vm_arch_exit(struct vm *vm);
+
+#endif

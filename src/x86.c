@@ -1,0 +1,297 @@
+// SPDX-License-Identifier: MIT
+/*
+ * The only architecture file: CPUID, the GDT/TSS/page tables of the test
+ * guests and the CPL-3 long-mode entry state (PLATFORM.md). Guest code runs
+ * at CPL 3 so that it runs natively under PVM as well as on hardware KVM;
+ * there is no IDT, so any guest exception ends in a triple fault, which the
+ * vCPU loop reports.
+ */
+#define LOG_PREFIX "x86: "
+#include <errno.h>
+#include <linux/kvm.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <time.h>
+#include "guest/abi.h"
+#include "src/log.h"
+#include "src/vcpu.h"
+#include "src/vm.h"
+
+#define CR0_PE (1ULL << 0)
+#define CR0_MP (1ULL << 1)
+#define CR0_ET (1ULL << 4)
+#define CR0_NE (1ULL << 5)
+#define CR0_WP (1ULL << 16)
+#define CR0_AM (1ULL << 18)
+#define CR0_PG (1ULL << 31)
+#define CR4_PAE (1ULL << 5)
+#define CR4_OSFXSR (1ULL << 9)
+#define CR4_OSXMMEXCPT (1ULL << 10)
+#define CR4_OSXSAVE (1ULL << 18)
+#define EFER_SCE (1ULL << 0)
+#define EFER_LME (1ULL << 8)
+#define EFER_LMA (1ULL << 10)
+#define EFER_NXE (1ULL << 11)
+#define MSR_STAR 0xc0000081
+#define PTE_P 0x1ULL
+#define PTE_RW 0x2ULL
+#define PTE_US 0x4ULL
+#define PTE_PS 0x80ULL
+#define SEL_USER_DS 0x2b
+#define SEL_USER_CS 0x33
+#define SEL_TSS 0x40
+#define CPUID_1_ECX_XSAVE (1u << 26)
+#define CPUID_1_ECX_AVX (1u << 28)
+#define CPUID_MAX_ENTRIES 256
+
+/* GDT, Linux layout: kernel CS/DS, user32 CS, user DS, user CS, then the TSS at 0x40. */
+static const uint64_t gdt[] = {
+	0,
+	0x00af9b000000ffffULL, /* 0x08 kernel code 64 */
+	0x00cf93000000ffffULL, /* 0x10 kernel data */
+	0,
+	0x00cffb000000ffffULL, /* 0x20 user code 32 */
+	0x00cff3000000ffffULL, /* 0x28 user data */
+	0x00affb000000ffffULL, /* 0x30 user code 64 */
+	0,
+	0, /* 0x40 TSS, 16 bytes, filled in */
+	0,
+};
+
+int vm_arch_init(struct vm *vm, char *why, size_t whylen)
+{
+	struct kvm_cpuid2 *c;
+	size_t sz = sizeof(*c) + CPUID_MAX_ENTRIES * sizeof(struct kvm_cpuid_entry2);
+
+	c = calloc(1, sz);
+	if (!c)
+		return -ENOMEM;
+	c->nent = CPUID_MAX_ENTRIES;
+	if (ioctl(vm->kvm_fd, KVM_GET_SUPPORTED_CPUID, c)) {
+		int err = -errno;
+
+		snprintf(why, whylen, "KVM_GET_SUPPORTED_CPUID failed: %s", strerror(-err));
+		free(c);
+		return err;
+	}
+	vm->cpuid = c;
+	return 0;
+}
+
+void vm_arch_exit(struct vm *vm)
+{
+	free(vm->cpuid);
+	vm->cpuid = NULL;
+}
+
+static struct kvm_cpuid_entry2 *cpuid_find(struct kvm_cpuid2 *c, uint32_t fn, uint32_t idx)
+{
+	for (uint32_t i = 0; i < c->nent; i++)
+		if (c->entries[i].function == fn &&
+		    (!(c->entries[i].flags & KVM_CPUID_FLAG_SIGNIFCANT_INDEX) ||
+		     c->entries[i].index == idx))
+			return &c->entries[i];
+	return NULL;
+}
+
+static uint32_t cpuid_1_ecx(struct vm *vm)
+{
+	struct kvm_cpuid_entry2 *e = cpuid_find(vm->cpuid, 1, 0);
+
+	return e ? e->ecx : 0;
+}
+
+/* Identity map [0, ram) and the device window's 2 MiB with user-accessible 2 MiB pages. */
+static int build_page_tables(struct vm *vm)
+{
+	uint64_t ram_gib = DIV_ROUND_UP(vm->mem.size, 1ULL << 30);
+	uint64_t pd_base = HM_PGTABLE_GPA + 2 * HM_PAGE_SIZE;
+	uint64_t win_pd = pd_base + ram_gib * HM_PAGE_SIZE;
+	uint64_t *pml4 = mem_gpa_to_hva(&vm->mem, HM_PGTABLE_GPA, HM_PAGE_SIZE);
+	uint64_t *pdpt = mem_gpa_to_hva(&vm->mem, HM_PGTABLE_GPA + HM_PAGE_SIZE, HM_PAGE_SIZE);
+	uint64_t *pd = mem_gpa_to_hva(&vm->mem, pd_base, (ram_gib + 1) * HM_PAGE_SIZE);
+	uint64_t two_mb = 2ULL << 20;
+
+	if (!pml4 || !pdpt || !pd || win_pd + HM_PAGE_SIZE > HM_PGTABLE_END)
+		return -E2BIG;
+	pml4[0] = (HM_PGTABLE_GPA + HM_PAGE_SIZE) | PTE_P | PTE_RW | PTE_US;
+	for (uint64_t g = 0; g < ram_gib; g++)
+		pdpt[g] = (pd_base + g * HM_PAGE_SIZE) | PTE_P | PTE_RW | PTE_US;
+	for (uint64_t a = 0; a < ALIGN_UP(vm->mem.size, two_mb); a += two_mb)
+		pd[a / two_mb] = a | PTE_P | PTE_RW | PTE_US | PTE_PS;
+	pdpt[HM_DEVWIN_GPA >> 30] = win_pd | PTE_P | PTE_RW | PTE_US;
+	pd[ram_gib * 512 + ((HM_DEVWIN_GPA >> 21) & 511)] =
+		(HM_DEVWIN_GPA & ~(two_mb - 1)) | PTE_P | PTE_RW | PTE_US | PTE_PS;
+	return 0;
+}
+
+int vm_arch_setup_memory(struct vm *vm)
+{
+	uint64_t *g = mem_gpa_to_hva(&vm->mem, HM_GDT_GPA, sizeof(gdt));
+	uint64_t tss_lo;
+
+	if (!g || !mem_range_ok(&vm->mem, HM_TSS_GPA, HM_PAGE_SIZE))
+		return -E2BIG;
+	memcpy(g, gdt, sizeof(gdt));
+	/* 64-bit available TSS descriptor: limit 0x67, type 9, present */
+	tss_lo = 0x67 | ((HM_TSS_GPA & 0xffffff) << 16) | (0x89ULL << 40) |
+		 (((HM_TSS_GPA >> 24) & 0xff) << 56);
+	g[SEL_TSS / 8] = tss_lo;
+	g[SEL_TSS / 8 + 1] = HM_TSS_GPA >> 32;
+	return build_page_tables(vm);
+}
+
+static void seg(struct kvm_segment *s, uint16_t sel, uint8_t type, uint8_t l, uint8_t db)
+{
+	memset(s, 0, sizeof(*s));
+	s->base = 0;
+	s->limit = 0xffffffff;
+	s->selector = sel;
+	s->type = type;
+	s->present = 1;
+	s->dpl = 3;
+	s->db = db;
+	s->s = 1;
+	s->l = l;
+	s->g = 1;
+}
+
+static int set_sregs(struct vm *vm, struct vcpu *v)
+{
+	struct kvm_sregs sr;
+
+	if (ioctl(v->fd, KVM_GET_SREGS, &sr))
+		return -errno;
+	seg(&sr.cs, SEL_USER_CS, 11, 1, 0);
+	seg(&sr.ss, SEL_USER_DS, 3, 0, 1);
+	sr.ds = sr.es = sr.fs = sr.gs = sr.ss;
+	memset(&sr.tr, 0, sizeof(sr.tr));
+	sr.tr.selector = SEL_TSS;
+	sr.tr.base = HM_TSS_GPA;
+	sr.tr.limit = 0x67;
+	sr.tr.type = 11;
+	sr.tr.present = 1;
+	memset(&sr.ldt, 0, sizeof(sr.ldt));
+	sr.ldt.unusable = 1;
+	sr.gdt.base = HM_GDT_GPA;
+	sr.gdt.limit = sizeof(gdt) - 1;
+	sr.idt.base = 0;
+	sr.idt.limit = 0;
+	sr.cr0 = CR0_PG | CR0_AM | CR0_WP | CR0_NE | CR0_ET | CR0_MP | CR0_PE;
+	sr.cr3 = HM_PGTABLE_GPA;
+	sr.cr4 = CR4_PAE | CR4_OSFXSR | CR4_OSXMMEXCPT;
+	if (cpuid_1_ecx(vm) & CPUID_1_ECX_XSAVE)
+		sr.cr4 |= CR4_OSXSAVE;
+	sr.efer = EFER_LME | EFER_LMA | EFER_NXE | EFER_SCE;
+	if (ioctl(v->fd, KVM_SET_SREGS, &sr))
+		return -errno;
+	return 0;
+}
+
+static int set_regs(struct vcpu *v)
+{
+	struct kvm_regs r;
+
+	memset(&r, 0, sizeof(r));
+	r.rip = HM_IMAGE_GPA;
+	r.rsp = HM_STACK_GPA + (v->id + 1) * HM_STACK_SIZE;
+	r.rdi = v->id;
+	r.rsi = HM_BOOTINFO_GPA;
+	r.rflags = 0x202;
+	if (ioctl(v->fd, KVM_SET_REGS, &r))
+		return -errno;
+	return 0;
+}
+
+static int set_xcr0(struct vm *vm, struct vcpu *v)
+{
+	struct kvm_xcrs x;
+	uint32_t ecx = cpuid_1_ecx(vm);
+
+	if (!(ecx & CPUID_1_ECX_XSAVE))
+		return 0;
+	memset(&x, 0, sizeof(x));
+	x.nr_xcrs = 1;
+	x.xcrs[0].xcr = 0;
+	x.xcrs[0].value = (ecx & CPUID_1_ECX_AVX) ? 0x7 : 0x3;
+	if (ioctl(v->fd, KVM_SET_XCRS, &x))
+		return -errno;
+	return 0;
+}
+
+static int set_msrs(struct vcpu *v)
+{
+	struct {
+		struct kvm_msrs hdr;
+		struct kvm_msr_entry e[1];
+	} m;
+
+	memset(&m, 0, sizeof(m));
+	m.hdr.nmsrs = 1;
+	m.e[0].index = MSR_STAR;
+	m.e[0].data = 0x0023001000000000ULL;
+	if (ioctl(v->fd, KVM_SET_MSRS, &m) != 1)
+		return -EIO;
+	return 0;
+}
+
+/* Per-vCPU CPUID: the supported set with this vCPU's APIC ID. */
+static int set_cpuid(struct vm *vm, struct vcpu *v)
+{
+	struct kvm_cpuid_entry2 *e;
+
+	e = cpuid_find(vm->cpuid, 1, 0);
+	if (e)
+		e->ebx = (e->ebx & 0x00ffffff) | (v->id << 24);
+	for (uint32_t i = 0; i < vm->cpuid->nent; i++) {
+		e = &vm->cpuid->entries[i];
+		if (e->function == 0xb || e->function == 0x1f)
+			e->edx = v->id;
+	}
+	if (ioctl(v->fd, KVM_SET_CPUID2, vm->cpuid))
+		return -errno;
+	return 0;
+}
+
+/* The guest times itself with RDTSC: tell it the frequency (KVM's, else measured). */
+static uint64_t tsc_khz(struct vcpu *v)
+{
+	struct timespec a;
+	struct timespec b;
+	uint64_t t0;
+	uint64_t t1;
+	int khz = ioctl(v->fd, KVM_GET_TSC_KHZ, 0);
+
+	if (khz > 0)
+		return (uint64_t)khz;
+	clock_gettime(CLOCK_MONOTONIC, &a);
+	t0 = __builtin_ia32_rdtsc();
+	do
+		clock_gettime(CLOCK_MONOTONIC, &b);
+	while ((b.tv_sec - a.tv_sec) * 1000000000LL + (b.tv_nsec - a.tv_nsec) < 20000000LL);
+	t1 = __builtin_ia32_rdtsc();
+	return (t1 - t0) / 20000;
+}
+
+int vm_arch_vcpu_init(struct vm *vm, struct vcpu *v, char *why, size_t whylen)
+{
+	const char *step = "KVM_SET_CPUID2";
+	int err;
+
+	err = set_cpuid(vm, v);
+	if (!err && !vm->tsc_khz)
+		vm->tsc_khz = tsc_khz(v);
+	if (!err)
+		step = "KVM_SET_SREGS", err = set_sregs(vm, v);
+	if (!err)
+		step = "KVM_SET_REGS", err = set_regs(v);
+	if (!err)
+		step = "KVM_SET_XCRS", err = set_xcr0(vm, v);
+	if (!err)
+		step = "KVM_SET_MSRS", err = set_msrs(v);
+	if (err)
+		snprintf(why, whylen, "vcpu %u: %s failed: %s", v->id, step, strerror(-err));
+	return err;
+}
