@@ -115,7 +115,7 @@ static void io_consume(struct dirtier *d, uint64_t max)
 	uint64_t prod = ctl->prod;
 	uint64_t cons = ctl->cons;
 	uint64_t bad = ctl->bad;
-	uint64_t first = ctl->first_bad_gfn;
+	uint64_t first = bad ? ctl->first_bad_gfn : HM_NO_PAGE;
 
 	barrier();
 	while (cons < prod && max--) {
@@ -142,7 +142,7 @@ static void verify_io(struct dirtier *d, uint64_t *bad, uint64_t *first, uint64_
 			note_bad(bad, first, io_slot_gfn(d->bi, seq));
 	/* consumed earlier: counted when they were checked */
 	*bad += ctl->bad;
-	if (ctl->first_bad_gfn < *first)
+	if (ctl->bad && ctl->first_bad_gfn < *first)
 		*first = ctl->first_bad_gfn;
 }
 

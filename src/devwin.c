@@ -61,6 +61,8 @@ static void progress(struct devwin *dw, struct devwin_vcpu *v, uint64_t units)
 		dw->max_gap_ns = now - v->last_report_ns;
 	v->last_report_ns = now;
 	v->units = units;
+	if (!dw->first_report_ns)
+		dw->first_report_ns = now;
 }
 
 /* Wait up to @ns, or until a command is pending for @v or someone wakes us. */
@@ -274,4 +276,14 @@ uint64_t devwin_max_gap_ns(struct devwin *dw, bool reset)
 		dw->max_gap_ns = 0;
 	pthread_mutex_unlock(&dw->lock);
 	return gap;
+}
+
+uint64_t devwin_first_report_ns(struct devwin *dw)
+{
+	uint64_t t;
+
+	pthread_mutex_lock(&dw->lock);
+	t = dw->first_report_ns;
+	pthread_mutex_unlock(&dw->lock);
+	return t;
 }

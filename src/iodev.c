@@ -128,18 +128,23 @@ int iodev_start(struct iodev *io)
 	return 0;
 }
 
+void iodev_stop(struct iodev *io)
+{
+	if (!io->gm || !io->started)
+		return;
+	pthread_mutex_lock(&io->lock);
+	io->stop = true;
+	pthread_cond_broadcast(&io->cond);
+	pthread_mutex_unlock(&io->lock);
+	pthread_join(io->thread, NULL);
+	io->started = false;
+}
+
 void iodev_exit(struct iodev *io)
 {
 	if (!io->gm)
 		return;
-	if (io->started) {
-		pthread_mutex_lock(&io->lock);
-		io->stop = true;
-		pthread_cond_broadcast(&io->cond);
-		pthread_mutex_unlock(&io->lock);
-		pthread_join(io->thread, NULL);
-		io->started = false;
-	}
+	iodev_stop(io);
 	pthread_cond_destroy(&io->cond);
 	pthread_mutex_destroy(&io->lock);
 	io->gm = NULL;

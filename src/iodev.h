@@ -52,7 +52,9 @@ struct iodev {
 int iodev_init(struct iodev *io, struct guest_mem *gm, struct bitmap *dirty, uint64_t ctl_gpa,
 	       uint64_t ring_gpa, uint64_t slots, uint64_t rate) __must_check;
 int iodev_start(struct iodev *io) __must_check;
-/* Stop and join the thread; accepts an object never started. */
+/* Stop and join the thread; stats stay readable. Idempotent. */
+void iodev_stop(struct iodev *io);
+/* iodev_stop, then release; accepts an object never started or set up. */
 void iodev_exit(struct iodev *io);
 /* Park the thread between records (stop-and-copy); returns once parked. */
 void iodev_pause(struct iodev *io);

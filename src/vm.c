@@ -341,11 +341,8 @@ void vm_stop(struct vm *vm)
 	kick_all(vm);
 	for (unsigned int i = 0; i < vm->nr_vcpus; i++)
 		vcpu_join(vm->vcpus[i]);
-	if (vm->has_io) {
-		iodev_resume(&vm->io);
-		iodev_exit(&vm->io);
-		vm->has_io = false;
-	}
+	if (vm->has_io)
+		iodev_stop(&vm->io);
 	pthread_mutex_lock(&vm->lock);
 	vm->state = VM_STOPPED;
 	pthread_mutex_unlock(&vm->lock);

@@ -1,0 +1,18 @@
+/* SPDX-License-Identifier: MIT */
+/* Client side of the control socket: one request line, one reply line, blocking with a timeout. */
+#ifndef HM_CTLCLIENT_H
+#define HM_CTLCLIENT_H
+
+#include <stddef.h>
+#include "src/util.h"
+
+/*
+ * Send @request (a JSON object, no newline) to the control socket at @path
+ * and read one reply line into @reply (NUL-terminated, newline stripped).
+ * Returns 0, or -errno with a reason in @why: -ENOENT/-ECONNREFUSED (no VM
+ * there), -ETIMEDOUT, -EMSGSIZE (reply longer than @cap), -EPIPE (closed).
+ */
+int ctlclient_call(const char *path, const char *request, char *reply, size_t cap,
+		   int timeout_ms, char *why, size_t whylen) __must_check;
+
+#endif

@@ -1,0 +1,559 @@
+// SPDX-License-Identifier: MIT
+/*
+ * hybridmig command line: parses options, builds the objects, owns the
+ * event loop and maps -errno to exit codes:
+ *   0 success, 1 failure, 2 bad usage, 3 guest verify found bad pages.
+ */
+#define LOG_PREFIX ""
+#include <errno.h>
+#include <event2/event.h>
+#include <event2/thread.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include "src/control.h"
+#include "src/ctlclient.h"
+#include "src/guest.h"
+#include "src/json.h"
+#include "src/log.h"
+#include "src/parse.h"
+#include "src/vcpu.h"
+#include "src/vm.h"
+#include "src/vmctl.h"
+
+#define EXIT_USAGE 2
+#define EXIT_BADPAGES 3
+#define DEFAULT_MEM (1ULL << 30)
+
+struct run_opts {
+	uint64_t mem;
+	unsigned int vcpus;
+	const char *guest;
+	const char *control;
+	uint64_t seconds;
+	bool json;
+};
+
+struct run_ctx {
+	struct run_opts o;
+	struct guest_spec spec;
+	struct event_base *base;
+	struct vm *vm;
+	struct vmctl *vc;
+	struct control *ctl;
+	struct event *seconds_ev;
+	struct event *progress_ev;
+	struct event *sig_ev[2];
+	int vm_err;			/* the VM's own failure */
+	bool interrupted;
+	bool final_done;
+	struct devwin_verdict final;
+	bool progress_shown;
+};
+
+static int usage_error(const char *cmd, const char *fmt, ...) __printf(2, 3);
+static int usage_error(const char *cmd, const char *fmt, ...)
+{
+	va_list ap;
+
+	fprintf(stderr, "hybridmig%s%s: ", cmd ? " " : "", cmd ? cmd : "");
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "\nTry 'hybridmig %s%s--help'.\n", cmd ? cmd : "", cmd ? " " : "");
+	return EXIT_USAGE;
+}
+
+static void print_main_help(void)
+{
+	printf("usage: hybridmig COMMAND [OPTIONS]\n\n"
+	       "Live-migrates KVM virtual machines; runs built-in self-verifying test guests.\n\n"
+	       "commands:\n"
+	       "  run       start a VM running a built-in guest, optionally serving a control "
+	       "socket\n"
+	       "  status    show a running VM's state and progress (via its control socket)\n"
+	       "  verify    ask the guest to check every page it wrote\n"
+	       "  pause     stop all vCPUs and devices (the stop-and-copy barrier)\n"
+	       "  resume    restart a paused VM\n"
+	       "  stop      stop the VM; its hybridmig process exits\n\n"
+	       "'hybridmig COMMAND --help' describes each command's options.\n"
+	       "Exit status: 0 ok, 1 failure, 2 bad usage, 3 verify found bad pages.\n");
+}
+
+static void print_run_help(void)
+{
+	printf("usage: hybridmig run [--mem SIZE] [--vcpus N] [--guest NAME[:k=v,...]]\n"
+	       "                     [--control PATH] [--seconds N] [--json] [-v]\n\n"
+	       "Starts a VM running a built-in test guest.\n\n"
+	       "  --mem SIZE        guest RAM, e.g. 512M, 4G (default 1G, at most %llu G);\n"
+	       "                    untouched memory costs nothing\n"
+	       "  --vcpus N         vCPUs, 1 to %d (default 1), one host thread each\n"
+	       "  --guest SPEC      guest and parameters (default dirtier):\n",
+	       (unsigned long long)(HM_MAX_RAM >> 30), HM_MAX_VCPUS);
+	guest_print_catalogue(stdout);
+	printf("                    dirtier: wss=SIZE working set (default 64M), rate=N pages/s\n"
+	       "                    (0 = unlimited), pattern=seq|random|zipf, io=N MB/s written\n"
+	       "                    by the DMA device into a ring the guest checks, seed=N\n"
+	       "  --control PATH    serve the control socket at PATH (JSON lines; see README)\n"
+	       "  --seconds N       run N seconds, verify, stop and print a summary\n"
+	       "                    (default: run until 'hybridmig stop' or a signal)\n"
+	       "  --json            print the summary as one JSON object on stdout\n"
+	       "  -v, --verbose     more messages on stderr (repeat for debug)\n");
+}
+
+static void print_client_help(const char *cmd)
+{
+	printf("usage: hybridmig %s --control PATH [--json] [--timeout S]\n\n"
+	       "Sends '%s' to the VM serving the control socket PATH and prints the reply.\n\n"
+	       "  --control PATH    the running VM's control socket (required)\n"
+	       "  --json            print the reply as received: one JSON object\n"
+	       "  --timeout S       give up after S seconds (default 150)\n",
+	       cmd, cmd);
+}
+
+/* ---- run ----------------------------------------------------------------- */
+
+static int parse_run_opts(int argc, char **argv, struct run_opts *o)
+{
+	static const struct option opts[] = {
+		{ "mem", required_argument, NULL, 'm' },  { "vcpus", required_argument, NULL, 'c' },
+		{ "guest", required_argument, NULL, 'g' }, { "control", required_argument, NULL, 's' },
+		{ "seconds", required_argument, NULL, 't' }, { "json", no_argument, NULL, 'j' },
+		{ "verbose", no_argument, NULL, 'v' },	   { "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	uint64_t v;
+	int c;
+
+	*o = (struct run_opts){ .mem = DEFAULT_MEM, .vcpus = 1, .guest = "dirtier" };
+	while ((c = getopt_long(argc, argv, "+v", opts, NULL)) != -1) {
+		switch (c) {
+		case 'm':
+			if (parse_size(optarg, &o->mem) || o->mem < (8ULL << 20) ||
+			    o->mem > HM_MAX_RAM || o->mem % HM_PAGE_SIZE)
+				return usage_error("run", "bad --mem '%s' (a size from 8M to 128G, "
+						   "a multiple of 4K)", optarg);
+			break;
+		case 'c':
+			if (parse_count_range(optarg, 1, HM_MAX_VCPUS, &v))
+				return usage_error("run", "bad --vcpus '%s' (1 to 8)", optarg);
+			o->vcpus = (unsigned int)v;
+			break;
+		case 'g':
+			o->guest = optarg;
+			break;
+		case 's':
+			o->control = optarg;
+			break;
+		case 't':
+			if (parse_count_range(optarg, 1, 1000000, &o->seconds))
+				return usage_error("run", "bad --seconds '%s' (1 to 1000000)", optarg);
+			break;
+		case 'j':
+			o->json = true;
+			break;
+		case 'v':
+			log_set_level(log_get_level() + 1 > HM_LOG_DBG ? HM_LOG_DBG
+								: log_get_level() + 1);
+			break;
+		case 'h':
+			print_run_help();
+			return -1;
+		default:
+			return usage_error("run", "%s", "invalid option");
+		}
+	}
+	if (optind < argc)
+		return usage_error("run", "unexpected argument '%s'", argv[optind]);
+	return 0;
+}
+
+static void human_bytes(char *buf, size_t len, double b)
+{
+	static const char *const u[] = { "B", "KiB", "MiB", "GiB", "TiB" };
+	unsigned int i = 0;
+
+	while (b >= 1024 && i + 1 < ARRAY_SIZE(u)) {
+		b /= 1024;
+		i++;
+	}
+	snprintf(buf, len, i ? "%.1f %s" : "%.0f %s", b, u[i]);
+}
+
+static void loop_stop(struct run_ctx *rc)
+{
+	event_base_loopbreak(rc->base);
+}
+
+static void exit_cb(void *arg, int err)
+{
+	struct run_ctx *rc = arg;
+
+	rc->vm_err = err == -ESHUTDOWN ? 0 : err;
+	loop_stop(rc);
+}
+
+static void final_verdict_cb(void *arg, const struct devwin_verdict *v)
+{
+	struct run_ctx *rc = arg;
+
+	rc->final = *v;
+	rc->final_done = true;
+	loop_stop(rc);
+}
+
+static void seconds_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct run_ctx *rc = arg;
+	int err;
+
+	(void)fd, (void)what;
+	if (vm_get_state(rc->vm) == VM_PAUSED && vm_resume(rc->vm))
+		hm_warn("cannot resume the VM for its final verify");
+	err = vmctl_verify(rc->vc, final_verdict_cb, rc);
+	if (err) {
+		rc->final.err = err;
+		rc->final_done = true;
+		loop_stop(rc);
+	}
+}
+
+static void progress_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct run_ctx *rc = arg;
+	double up = (double)(hm_now_ns() - rc->vm->start_ns) / 1e9;
+	struct iodev_stats io = { 0 };
+	char iob[32];
+
+	(void)fd, (void)what;
+	if (rc->vm->has_io)
+		iodev_get_stats(&rc->vm->io, &io);
+	human_bytes(iob, sizeof(iob), (double)io.bytes);
+	fprintf(stderr, "\r\033[K  %6.1f s  %-8s  %12llu work units  %10.0f/s  I/O %s", up,
+		vm_state_name(vm_get_state(rc->vm)),
+		(unsigned long long)devwin_units(&rc->vm->dw), vmctl_units_avg(rc->vc), iob);
+	rc->progress_shown = true;
+}
+
+static void signal_cb(evutil_socket_t sig, short what, void *arg)
+{
+	struct run_ctx *rc = arg;
+
+	(void)what;
+	hm_info("signal %d: stopping", (int)sig);
+	rc->interrupted = true;
+	loop_stop(rc);
+}
+
+static int build_vm(struct run_ctx *rc)
+{
+	struct vm_config cfg = { 0 };
+	char why[512];
+	int err;
+
+	if (guest_spec_parse(rc->o.guest, &rc->spec, why, sizeof(why)))
+		return usage_error("run", "%s", why);
+	cfg.mem_bytes = rc->o.mem;
+	cfg.nr_vcpus = rc->o.vcpus;
+	cfg.image = rc->spec.type->image;
+	cfg.image_size = (size_t)(rc->spec.type->image_end - rc->spec.type->image);
+	cfg.io_rate = rc->spec.io_mbps * 1000000;
+	if (guest_layout(&rc->spec, cfg.mem_bytes, cfg.nr_vcpus, &cfg.boot, why, sizeof(why)))
+		return usage_error("run", "%s", why);
+	err = vcpu_signal_setup();
+	if (!err)
+		err = vm_new(&cfg, &rc->vm, why, sizeof(why));
+	if (err) {
+		hm_err("%s", why);
+		return 1;
+	}
+	return 0;
+}
+
+static int add_timer(struct event_base *base, struct event **ev, bool persist, uint64_t ms,
+		     event_callback_fn fn, void *arg)
+{
+	struct timeval tv = { (time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000 };
+
+	*ev = event_new(base, -1, persist ? EV_PERSIST : 0, fn, arg);
+	if (!*ev || event_add(*ev, &tv))
+		return -ENOMEM;
+	return 0;
+}
+
+static int setup_loop(struct run_ctx *rc)
+{
+	static const int sigs[2] = { SIGINT, SIGTERM };
+	char why[256];
+	int err = 0;
+
+	rc->vc = vmctl_new(rc->base, rc->vm, &rc->spec);
+	if (!rc->vc)
+		return -ENOMEM;
+	vmctl_set_exit_cb(rc->vc, exit_cb, rc);
+	if (rc->o.control) {
+		rc->ctl = control_new(rc->base, rc->o.control, why, sizeof(why));
+		if (!rc->ctl) {
+			hm_err("%s", why);
+			return -EINVAL;
+		}
+		err = vmctl_attach(rc->vc, rc->ctl);
+	}
+	for (int i = 0; i < 2 && !err; i++) {
+		rc->sig_ev[i] = evsignal_new(rc->base, sigs[i], signal_cb, rc);
+		if (!rc->sig_ev[i] || event_add(rc->sig_ev[i], NULL))
+			err = -ENOMEM;
+	}
+	if (!err && rc->o.seconds)
+		err = add_timer(rc->base, &rc->seconds_ev, false, rc->o.seconds * 1000, seconds_cb,
+				rc);
+	if (!err && isatty(STDERR_FILENO) && !rc->o.json)
+		err = add_timer(rc->base, &rc->progress_ev, true, 1000, progress_cb, rc);
+	return err;
+}
+
+static void summary_json(struct run_ctx *rc, int64_t touched, double secs)
+{
+	char buf[2048];
+	struct json_out j;
+
+	json_init(&j, buf, sizeof(buf));
+	json_obj_begin(&j, NULL);
+	json_bool(&j, "ok", !rc->vm_err && (!rc->final_done || (!rc->final.err && rc->final.ok)));
+	vmctl_status(rc->vc, &j);
+	json_dbl(&j, "run_s", secs, 3);
+	json_i64(&j, "pages_touched", touched);
+	if (rc->vm_err) {
+		char msg[256];
+
+		vm_error(rc->vm, msg, sizeof(msg));
+		json_str(&j, "error", msg);
+	}
+	json_obj_end(&j);
+	printf("%s\n", json_done(&j) ? buf : "{\"ok\":false,\"error\":\"summary too long\"}");
+}
+
+static void summary_human(struct run_ctx *rc, int64_t touched, double secs)
+{
+	struct iodev_stats io = { 0 };
+	char b1[32];
+	char b2[32];
+
+	if (rc->vm->has_io)
+		iodev_get_stats(&rc->vm->io, &io);
+	human_bytes(b1, sizeof(b1), (double)touched * HM_PAGE_SIZE);
+	human_bytes(b2, sizeof(b2), (double)io.bytes);
+	printf("hybridmig run: guest %s, %u vCPU%s, %llu MiB RAM, %.1f s\n",
+	       rc->spec.type->name, rc->vm->nr_vcpus, rc->vm->nr_vcpus > 1 ? "s" : "",
+	       (unsigned long long)(rc->vm->mem.size >> 20), secs);
+	printf("  work units      %llu (%.0f/s)\n", (unsigned long long)devwin_units(&rc->vm->dw),
+	       vmctl_units_avg(rc->vc));
+	printf("  pages touched   %lld (%s)\n", (long long)touched, b1);
+	printf("  I/O written     %s (%llu records checked by the guest)\n", b2,
+	       (unsigned long long)devwin_io_seen(&rc->vm->dw));
+	if (!rc->final_done)
+		printf("  verify          not run\n");
+	else if (rc->final.err)
+		printf("  verify          could not run (%s)\n", strerror(-rc->final.err));
+	else if (rc->final.ok)
+		printf("  verify          ok (%llu pages checked in %.1f ms)\n",
+		       (unsigned long long)rc->final.pages, (double)rc->final.ns / 1e6);
+	else
+		printf("  verify          BAD: %llu bad pages, first at page 0x%llx\n",
+		       (unsigned long long)rc->final.bad,
+		       (unsigned long long)rc->final.first_bad_gfn);
+}
+
+static int finish_run(struct run_ctx *rc)
+{
+	double secs = (double)(hm_now_ns() - rc->vm->start_ns) / 1e9;
+	int64_t touched;
+	char msg[256];
+
+	if (rc->progress_shown)
+		fprintf(stderr, "\r\033[K");
+	vm_stop(rc->vm);
+	touched = mem_resident_pages(&rc->vm->mem);
+	if (rc->vm_err) {
+		vm_error(rc->vm, msg, sizeof(msg));
+		hm_err("%s", msg);
+	}
+	if (rc->o.json)
+		summary_json(rc, touched, secs);
+	else if (rc->o.seconds || rc->interrupted || rc->vm_err)
+		summary_human(rc, touched, secs);
+	if (rc->vm_err)
+		return 1;
+	if (rc->final_done && rc->final.err)
+		return 1;
+	return rc->final_done && !rc->final.ok ? EXIT_BADPAGES : 0;
+}
+
+static void teardown(struct run_ctx *rc)
+{
+	vmctl_free(rc->vc);
+	control_free(rc->ctl);
+	for (int i = 0; i < 2; i++)
+		if (rc->sig_ev[i])
+			event_free(rc->sig_ev[i]);
+	if (rc->seconds_ev)
+		event_free(rc->seconds_ev);
+	if (rc->progress_ev)
+		event_free(rc->progress_ev);
+	vm_free(rc->vm);
+	if (rc->base)
+		event_base_free(rc->base);
+}
+
+static int cmd_run(int argc, char **argv)
+{
+	struct run_ctx rc = { 0 };
+	int ret = parse_run_opts(argc, argv, &rc.o);
+
+	if (ret)
+		return ret < 0 ? 0 : ret;
+	ret = build_vm(&rc);
+	if (ret)
+		return ret;
+	rc.base = event_base_new();
+	if (!rc.base || setup_loop(&rc)) {
+		ret = 1;
+		goto out;
+	}
+	if (vm_start(rc.vm) || vmctl_start(rc.vc)) {
+		vm_error(rc.vm, NULL, 0);
+		hm_err("cannot start the VM");
+		ret = 1;
+		goto out;
+	}
+	hm_info("running guest %s", rc.spec.type->name);
+	event_base_dispatch(rc.base);
+	ret = finish_run(&rc);
+out:
+	teardown(&rc);
+	return ret;
+}
+
+/* ---- control clients ----------------------------------------------------- */
+
+static void print_reply_human(const char *cmd, const struct json_field *f, int n)
+{
+	printf("%s:\n", cmd);
+	for (int i = 0; i < n; i++) {
+		if (!strcmp(f[i].key, "ok"))
+			continue;
+		if (f[i].type == JSON_STRING || f[i].type == JSON_NUMBER)
+			printf("  %-24s %s\n", f[i].key, f[i].str);
+		else if (f[i].type == JSON_BOOL)
+			printf("  %-24s %s\n", f[i].key, f[i].b ? "true" : "false");
+		else
+			printf("  %-24s -\n", f[i].key);
+	}
+}
+
+static int client_reply(const char *cmd, const char *reply, bool json)
+{
+	struct json_field f[48];
+	const struct json_field *ok;
+	const struct json_field *err;
+	const struct json_field *verdict;
+	const char *why = NULL;
+	int n = json_parse_flat(reply, strlen(reply), f, ARRAY_SIZE(f), &why);
+
+	if (n < 0) {
+		hm_err("malformed reply from the VM: %s", why ? why : "?");
+		return 1;
+	}
+	ok = json_find(f, (size_t)n, "ok");
+	err = json_find(f, (size_t)n, "error");
+	verdict = json_find(f, (size_t)n, "verify");
+	if (json)
+		printf("%s\n", reply);
+	if (!ok || ok->type != JSON_BOOL || !ok->b) {
+		if (!json)
+			hm_err("%s", err && err->type == JSON_STRING ? err->str : "request failed");
+		return 1;
+	}
+	if (!json)
+		print_reply_human(cmd, f, n);
+	if (!strcmp(cmd, "verify") && verdict && !strcmp(verdict->str, "bad"))
+		return EXIT_BADPAGES;
+	return 0;
+}
+
+static int cmd_client(const char *cmd, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "control", required_argument, NULL, 's' }, { "json", no_argument, NULL, 'j' },
+		{ "timeout", required_argument, NULL, 't' }, { "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *path = NULL;
+	uint64_t timeout = 150;
+	bool json = false;
+	char req[128];
+	char reply[8192];
+	char why[256];
+	int c;
+
+	while ((c = getopt_long(argc, argv, "+", opts, NULL)) != -1) {
+		switch (c) {
+		case 's':
+			path = optarg;
+			break;
+		case 'j':
+			json = true;
+			break;
+		case 't':
+			if (parse_count_range(optarg, 1, 86400, &timeout))
+				return usage_error(cmd, "bad --timeout '%s' (1 to 86400 s)", optarg);
+			break;
+		case 'h':
+			print_client_help(cmd);
+			return 0;
+		default:
+			return usage_error(cmd, "%s", "invalid option");
+		}
+	}
+	if (optind < argc)
+		return usage_error(cmd, "unexpected argument '%s'", argv[optind]);
+	if (!path)
+		return usage_error(cmd, "%s", "--control PATH is required");
+	snprintf(req, sizeof(req), "{\"cmd\":\"%s\"}", cmd);
+	if (ctlclient_call(path, req, reply, sizeof(reply), (int)timeout * 1000, why,
+			   sizeof(why))) {
+		hm_err("%s", why);
+		return 1;
+	}
+	return client_reply(cmd, reply, json);
+}
+
+int main(int argc, char **argv)
+{
+	static const char *const clients[] = { "status", "verify", "pause", "resume", "stop" };
+	const char *cmd = argc > 1 ? argv[1] : NULL;
+
+	signal(SIGPIPE, SIG_IGN);
+	if (evthread_use_pthreads()) {
+		hm_err("libevent has no pthread support");
+		return 1;
+	}
+	if (!cmd) {
+		print_main_help();
+		return EXIT_USAGE;
+	}
+	if (!strcmp(cmd, "--help") || !strcmp(cmd, "-h") || !strcmp(cmd, "help")) {
+		print_main_help();
+		return 0;
+	}
+	if (!strcmp(cmd, "run"))
+		return cmd_run(argc - 1, argv + 1);
+	for (size_t i = 0; i < ARRAY_SIZE(clients); i++)
+		if (!strcmp(cmd, clients[i]))
+			return cmd_client(cmd, argc - 1, argv + 1);
+	return usage_error(NULL, "unknown command '%s'", cmd);
+}

@@ -1,0 +1,393 @@
+// SPDX-License-Identifier: MIT
+#define LOG_PREFIX "vmctl: "
+#include "src/vmctl.h"
+
+#include <errno.h>
+#include <event2/event.h>
+#include <stdlib.h>
+#include <string.h>
+#include "src/control.h"
+#include "src/guest.h"
+#include "src/json.h"
+#include "src/log.h"
+#include "src/meter.h"
+#include "src/vm.h"
+
+#define SAMPLE_MS 100
+#define RATE_WINDOW_NS (1 * NSEC_PER_SEC)
+
+struct vmctl {
+	struct event_base *base;
+	struct vm *vm;				/* not owned */
+	const struct guest_spec *spec;		/* not owned */
+	struct meter units;
+	struct event *sample_ev;
+	struct event *verdict_ev;		/* activated from a vCPU thread */
+	struct event *verify_timeout_ev;
+	struct event *stopped_ev;		/* activated when the VM stops by itself */
+	pthread_mutex_t lock;			/* guards verdict and verdict_ready */
+	struct devwin_verdict verdict;
+	bool verdict_ready;
+	bool verify_busy;
+	struct devwin_verdict last;
+	bool have_last;
+	struct ctl_req *verify_req;		/* control request waiting for a verdict */
+	vmctl_verify_fn verify_fn;		/* or an in-process requester */
+	void *verify_arg;
+	vmctl_exit_fn exit_fn;
+	void *exit_arg;
+	bool exited;
+};
+
+static void verify_finish(struct vmctl *vc, const struct devwin_verdict *v);
+
+static void verdict_vcpu_cb(void *arg, const struct devwin_verdict *v)
+{
+	struct vmctl *vc = arg;
+
+	pthread_mutex_lock(&vc->lock);
+	vc->verdict = *v;
+	vc->verdict_ready = true;
+	pthread_mutex_unlock(&vc->lock);
+	event_active(vc->verdict_ev, EV_READ, 0);
+}
+
+static void verdict_loop_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct vmctl *vc = arg;
+	struct devwin_verdict v;
+	bool ready;
+
+	(void)fd, (void)what;
+	pthread_mutex_lock(&vc->lock);
+	ready = vc->verdict_ready;
+	v = vc->verdict;
+	vc->verdict_ready = false;
+	pthread_mutex_unlock(&vc->lock);
+	if (ready)
+		verify_finish(vc, &v);
+}
+
+static void verify_timeout_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct vmctl *vc = arg;
+	struct devwin_verdict v = { .err = -ETIMEDOUT, .first_bad_gfn = HM_NO_PAGE };
+
+	(void)fd, (void)what;
+	devwin_verify_cancel(&vc->vm->dw);
+	verify_finish(vc, &v);
+}
+
+static void stopped_vcpu_cb(void *arg)
+{
+	struct vmctl *vc = arg;
+
+	event_active(vc->stopped_ev, EV_READ, 0);
+}
+
+static void notify_exit(struct vmctl *vc, int err)
+{
+	struct devwin_verdict v = { .err = -ESHUTDOWN, .first_bad_gfn = HM_NO_PAGE };
+
+	if (vc->verify_busy)
+		verify_finish(vc, &v);
+	if (vc->exited)
+		return;
+	vc->exited = true;
+	if (vc->exit_fn)
+		vc->exit_fn(vc->exit_arg, err);
+}
+
+static void stopped_loop_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct vmctl *vc = arg;
+	int err = vm_error(vc->vm, NULL, 0);
+
+	(void)fd, (void)what;
+	notify_exit(vc, err ? err : -ESHUTDOWN);
+}
+
+static void sample_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct vmctl *vc = arg;
+
+	(void)fd, (void)what;
+	meter_add(&vc->units, hm_now_ns(), devwin_units(&vc->vm->dw));
+}
+
+struct vmctl *vmctl_new(struct event_base *base, struct vm *vm, const struct guest_spec *spec)
+{
+	struct vmctl *vc = calloc(1, sizeof(*vc));
+
+	if (!vc)
+		return NULL;
+	vc->base = base;
+	vc->vm = vm;
+	vc->spec = spec;
+	meter_init(&vc->units);
+	pthread_mutex_init(&vc->lock, NULL);
+	vc->sample_ev = event_new(base, -1, EV_PERSIST, sample_cb, vc);
+	vc->verdict_ev = event_new(base, -1, 0, verdict_loop_cb, vc);
+	vc->verify_timeout_ev = event_new(base, -1, 0, verify_timeout_cb, vc);
+	vc->stopped_ev = event_new(base, -1, 0, stopped_loop_cb, vc);
+	if (!vc->sample_ev || !vc->verdict_ev || !vc->verify_timeout_ev || !vc->stopped_ev) {
+		vmctl_free(vc);
+		return NULL;
+	}
+	vm_set_stop_cb(vm, stopped_vcpu_cb, vc);
+	return vc;
+}
+
+void vmctl_free(struct vmctl *vc)
+{
+	if (!vc)
+		return;
+	if (vc->verify_busy) {
+		struct devwin_verdict v = { .err = -ESHUTDOWN, .first_bad_gfn = HM_NO_PAGE };
+
+		devwin_verify_cancel(&vc->vm->dw);
+		verify_finish(vc, &v);
+	}
+	vm_set_stop_cb(vc->vm, NULL, NULL);
+	if (vc->sample_ev)
+		event_free(vc->sample_ev);
+	if (vc->verdict_ev)
+		event_free(vc->verdict_ev);
+	if (vc->verify_timeout_ev)
+		event_free(vc->verify_timeout_ev);
+	if (vc->stopped_ev)
+		event_free(vc->stopped_ev);
+	pthread_mutex_destroy(&vc->lock);
+	free(vc);
+}
+
+void vmctl_set_exit_cb(struct vmctl *vc, vmctl_exit_fn fn, void *arg)
+{
+	vc->exit_fn = fn;
+	vc->exit_arg = arg;
+}
+
+int vmctl_start(struct vmctl *vc)
+{
+	struct timeval tv = { 0, SAMPLE_MS * 1000 };
+
+	meter_add(&vc->units, hm_now_ns(), 0);
+	return event_add(vc->sample_ev, &tv) ? -ENOMEM : 0;
+}
+
+int vmctl_verify(struct vmctl *vc, vmctl_verify_fn fn, void *arg)
+{
+	struct timeval tv = { VMCTL_VERIFY_TIMEOUT_MS / 1000, 0 };
+	enum vm_state st = vm_get_state(vc->vm);
+	int err;
+
+	if (vc->verify_busy)
+		return -EBUSY;
+	if (st == VM_PAUSED)
+		return -EAGAIN;
+	if (st != VM_RUNNING)
+		return -ESHUTDOWN;
+	err = devwin_verify_start(&vc->vm->dw, verdict_vcpu_cb, vc);
+	if (err)
+		return err;
+	vc->verify_busy = true;
+	vc->verify_fn = fn;
+	vc->verify_arg = arg;
+	event_add(vc->verify_timeout_ev, &tv);
+	return 0;
+}
+
+static void verdict_json(struct json_out *j, const struct devwin_verdict *v)
+{
+	json_str(j, "verify", v->err ? "error" : v->ok ? "ok" : "bad");
+	json_u64(j, "verify_bad_pages", v->bad);
+	if (v->first_bad_gfn == HM_NO_PAGE)
+		json_null(j, "verify_first_bad_page");
+	else
+		json_u64(j, "verify_first_bad_page", v->first_bad_gfn);
+	json_u64(j, "verify_pages_checked", v->pages);
+	json_dbl(j, "verify_ms", (double)v->ns / 1e6, 1);
+}
+
+static void reply_verdict(struct ctl_req *req, const struct devwin_verdict *v)
+{
+	char buf[512];
+	struct json_out j;
+
+	if (v->err == -ETIMEDOUT) {
+		control_reply_error(req, "the guest did not answer verify within %d s",
+				    VMCTL_VERIFY_TIMEOUT_MS / 1000);
+		return;
+	}
+	if (v->err) {
+		control_reply_error(req, "verify could not complete: the VM stopped");
+		return;
+	}
+	json_init(&j, buf, sizeof(buf));
+	json_obj_begin(&j, NULL);
+	json_bool(&j, "ok", true);
+	verdict_json(&j, v);
+	json_obj_end(&j);
+	control_reply(req, json_done(&j) ? buf : "{\"ok\":false,\"error\":\"reply too long\"}");
+}
+
+static void verify_finish(struct vmctl *vc, const struct devwin_verdict *v)
+{
+	struct ctl_req *req = vc->verify_req;
+	vmctl_verify_fn fn = vc->verify_fn;
+
+	event_del(vc->verify_timeout_ev);
+	vc->verify_busy = false;
+	vc->verify_req = NULL;
+	vc->verify_fn = NULL;
+	if (!v->err) {
+		vc->last = *v;
+		vc->have_last = true;
+	}
+	if (req)
+		reply_verdict(req, v);
+	if (fn)
+		fn(vc->verify_arg, v);
+}
+
+double vmctl_units_avg(struct vmctl *vc)
+{
+	uint64_t first = devwin_first_report_ns(&vc->vm->dw);
+	uint64_t now = hm_now_ns();
+
+	if (!first || now <= first)
+		return 0;
+	return (double)devwin_units(&vc->vm->dw) * 1e9 / (double)(now - first);
+}
+
+void vmctl_status(struct vmctl *vc, struct json_out *j)
+{
+	struct vm *vm = vc->vm;
+	uint64_t first = devwin_first_report_ns(&vm->dw);
+	struct iodev_stats io = { 0 };
+
+	if (vm->has_io)
+		iodev_get_stats(&vm->io, &io);
+	json_str(j, "state", vm_state_name(vm_get_state(vm)));
+	json_str(j, "guest", vc->spec->type->name);
+	json_u64(j, "vcpus", vm->nr_vcpus);
+	json_u64(j, "mem_bytes", vm->mem.size);
+	json_dbl(j, "uptime_s", vm->start_ns ? (double)(hm_now_ns() - vm->start_ns) / 1e9 : 0, 3);
+	json_u64(j, "work_units", devwin_units(&vm->dw));
+	json_dbl(j, "work_units_per_s", meter_rate(&vc->units, RATE_WINDOW_NS), 0);
+	json_dbl(j, "work_units_per_s_avg", vmctl_units_avg(vc), 0);
+	if (first)
+		json_dbl(j, "first_progress_ms", (double)(first - vm->start_ns) / 1e6, 3);
+	else
+		json_null(j, "first_progress_ms");
+	json_u64(j, "io_bytes", io.bytes);
+	json_u64(j, "io_records_checked", devwin_io_seen(&vm->dw));
+	json_u64(j, "io_ring_full", io.stalls);
+	if (vc->have_last)
+		verdict_json(j, &vc->last);
+	else
+		json_str(j, "verify", "none");
+}
+
+/* ---- control commands ---------------------------------------------------- */
+
+static void reply_status(struct vmctl *vc, struct ctl_req *req)
+{
+	char buf[2048];
+	struct json_out j;
+
+	json_init(&j, buf, sizeof(buf));
+	json_obj_begin(&j, NULL);
+	json_bool(&j, "ok", true);
+	vmctl_status(vc, &j);
+	json_obj_end(&j);
+	control_reply(req, json_done(&j) ? buf : "{\"ok\":false,\"error\":\"reply too long\"}");
+}
+
+static void cmd_status(struct ctl_req *req, const struct json_field *f, size_t n, void *arg)
+{
+	(void)f, (void)n;
+	reply_status(arg, req);
+}
+
+static void cmd_verify(struct ctl_req *req, const struct json_field *f, size_t n, void *arg)
+{
+	struct vmctl *vc = arg;
+	int err;
+
+	(void)f, (void)n;
+	err = vmctl_verify(vc, NULL, NULL);
+	if (err == -EBUSY)
+		control_reply_error(req, "a verify is already running");
+	else if (err == -EAGAIN)
+		control_reply_error(req, "the VM is paused: resume it before verify");
+	else if (err)
+		control_reply_error(req, "the VM is not running");
+	else
+		vc->verify_req = req;
+}
+
+static void cmd_pause(struct ctl_req *req, const struct json_field *f, size_t n, void *arg)
+{
+	struct vmctl *vc = arg;
+	uint64_t t0 = hm_now_ns();
+	int err;
+
+	(void)f, (void)n;
+	if (vc->verify_busy) {
+		control_reply_error(req, "a verify is running: pause after it");
+		return;
+	}
+	err = vm_pause(vc->vm);
+	if (err) {
+		control_reply_error(req, "cannot pause: the VM is not running");
+		return;
+	}
+	hm_info("paused in %llu us", (unsigned long long)(hm_now_ns() - t0) / 1000);
+	reply_status(vc, req);
+}
+
+static void cmd_resume(struct ctl_req *req, const struct json_field *f, size_t n, void *arg)
+{
+	struct vmctl *vc = arg;
+
+	(void)f, (void)n;
+	if (vm_resume(vc->vm)) {
+		control_reply_error(req, "cannot resume: the VM is not paused or running");
+		return;
+	}
+	reply_status(vc, req);
+}
+
+static void stop_after_reply(void *arg)
+{
+	notify_exit(arg, 0);
+}
+
+static void cmd_stop(struct ctl_req *req, const struct json_field *f, size_t n, void *arg)
+{
+	(void)f, (void)n;
+	control_reply_then(req, "{\"ok\":true,\"state\":\"stopping\"}", stop_after_reply, arg);
+}
+
+int vmctl_attach(struct vmctl *vc, struct control *ctl)
+{
+	int err = control_add(ctl, "status", cmd_status, vc);
+
+	if (!err)
+		err = control_add(ctl, "verify", cmd_verify, vc);
+	if (!err)
+		err = control_add(ctl, "pause", cmd_pause, vc);
+	if (!err)
+		err = control_add(ctl, "resume", cmd_resume, vc);
+	if (!err)
+		err = control_add(ctl, "stop", cmd_stop, vc);
+	return err;
+}
+
+bool vmctl_last_verdict(struct vmctl *vc, struct devwin_verdict *v)
+{
+	if (vc->have_last)
+		*v = vc->last;
+	return vc->have_last;
+}
