@@ -23,24 +23,24 @@
 
 #include <stdint.h>
 
-#define HM_PAGE_SIZE	  4096ULL
-#define HM_PAGE_SHIFT	  12
-#define HM_BOOT_MAGIC	  0x31746f6f426d4868ULL /* "hHmBoot1" */
-#define HM_BOOTINFO_GPA	  0x0ULL
-#define HM_GDT_GPA	  0x1000ULL
-#define HM_TSS_GPA	  0x2000ULL
-#define HM_PGTABLE_GPA	  0x3000ULL
-#define HM_PGTABLE_END	  0x100000ULL
-#define HM_IMAGE_GPA	  0x100000ULL
-#define HM_IMAGE_MAX	  0x100000ULL
-#define HM_STACK_GPA	  0x200000ULL
-#define HM_STACK_SIZE	  0x10000ULL
-#define HM_DATA_GPA	  0x400000ULL
-#define HM_MAX_VCPUS	  8
+#define HM_PAGE_SIZE	4096ULL
+#define HM_PAGE_SHIFT	12
+#define HM_BOOT_MAGIC	0x31746f6f426d4868ULL /* "hHmBoot1" */
+#define HM_BOOTINFO_GPA 0x0ULL
+#define HM_GDT_GPA	0x1000ULL
+#define HM_TSS_GPA	0x2000ULL
+#define HM_PGTABLE_GPA	0x3000ULL
+#define HM_PGTABLE_END	0x100000ULL
+#define HM_IMAGE_GPA	0x100000ULL
+#define HM_IMAGE_MAX	0x100000ULL
+#define HM_STACK_GPA	0x200000ULL
+#define HM_STACK_SIZE	0x10000ULL
+#define HM_DATA_GPA	0x400000ULL
+#define HM_MAX_VCPUS	8
 /* 512 GiB - 2 MiB: above any RAM size we accept, in the last PD of PML4[0] */
-#define HM_DEVWIN_GPA	  0x7fffe00000ULL
+#define HM_DEVWIN_GPA 0x7fffe00000ULL
 /* page tables between HM_PGTABLE_GPA and _END hold PDs for this much */
-#define HM_MAX_RAM	  (128ULL << 30)
+#define HM_MAX_RAM (128ULL << 30)
 
 /* Device window registers: 8-byte accesses at HM_DEVWIN_GPA + offset. */
 enum hm_devwin_reg {
@@ -92,16 +92,16 @@ struct hm_io_ctl {
 /* One per VM at HM_BOOTINFO_GPA, little-endian, filled by the VMM. */
 struct hm_bootinfo {
 	uint64_t magic;
-	uint64_t tsc_khz;	 /* TSC frequency the guest times itself with */
+	uint64_t tsc_khz; /* TSC frequency the guest times itself with */
 	uint64_t nr_vcpus;
 	uint64_t ram_bytes;
 	uint64_t devwin_gpa;
 	/* dirtier parameters */
-	uint64_t ws_gpa;	 /* first working-set page */
-	uint64_t ws_pages;	 /* working-set size in pages */
-	uint64_t gen_gpa;	 /* uint32_t generation per working-set page */
-	uint64_t rate;		 /* pages/s over all vCPUs, 0 = unlimited */
-	uint64_t pattern;	 /* enum hm_pattern */
+	uint64_t ws_gpa;   /* first working-set page */
+	uint64_t ws_pages; /* working-set size in pages */
+	uint64_t gen_gpa;  /* uint64_t generation per working-set page */
+	uint64_t rate;	   /* pages/s over all vCPUs, 0 = unlimited */
+	uint64_t pattern;  /* enum hm_pattern */
 	uint64_t seed;
 	/* I/O ring, io_slots == 0 when the device is off */
 	uint64_t io_ctl_gpa;
@@ -109,7 +109,7 @@ struct hm_bootinfo {
 	uint64_t io_slots;
 	/* fault guest */
 	uint64_t fault_kind;
-	uint64_t report_ns;	 /* interval between progress reports */
+	uint64_t report_ns; /* interval between progress reports */
 };
 
 enum hm_fault_kind {

@@ -19,10 +19,10 @@ register uint64_t hm_sum __asm__("r15");
 struct dirtier {
 	const struct hm_bootinfo *bi;
 	uint64_t cpu;
-	uint64_t first;	   /* first working-set index of this vCPU's share */
-	uint64_t count;	   /* pages in the share */
-	uint64_t *gen;	   /* generation table (whole working set) */
-	uint64_t ws_gfn;   /* gfn of working-set index 0 */
+	uint64_t first;	 /* first working-set index of this vCPU's share */
+	uint64_t count;	 /* pages in the share */
+	uint64_t *gen;	 /* generation table (whole working set) */
+	uint64_t ws_gfn; /* gfn of working-set index 0 */
 	uint64_t rng;
 	uint64_t cursor;   /* seq pattern position */
 	uint64_t prime;	   /* zipf rank -> page scramble, coprime with count */

@@ -95,7 +95,8 @@ uint64_t bitmap_count(const struct bitmap *bm)
 	uint64_t n = 0;
 
 	for (uint64_t i = 0; i < nwords(bm->nbits); i++)
-		n += (uint64_t)__builtin_popcountll(__atomic_load_n(&bm->words[i], __ATOMIC_RELAXED));
+		n += (uint64_t)__builtin_popcountll(
+		    __atomic_load_n(&bm->words[i], __ATOMIC_RELAXED));
 	return n;
 }
 

@@ -35,7 +35,7 @@ void bitmap_zero(struct bitmap *bm);
 /*
  * Move every set bit of @src into @dst (dst |= src; src = 0), word by word
  * with atomic exchange so concurrent setters lose nothing. Sizes must match.
- * Returns the number of bits moved.
+ * Returns the number of bits that were newly set in @dst.
  */
 uint64_t bitmap_drain_into(struct bitmap *dst, struct bitmap *src);
 

@@ -17,8 +17,8 @@
 #include <unistd.h>
 #include "src/log.h"
 
-#define CONTROL_MAX_CMDS 16
-#define CONTROL_MAX_CONNS 32
+#define CONTROL_MAX_CMDS   16
+#define CONTROL_MAX_CONNS  32
 #define CONTROL_MAX_FIELDS 16
 
 struct ctl_cmd {
@@ -29,16 +29,16 @@ struct ctl_cmd {
 
 struct ctl_conn {
 	struct control *ctl;
-	struct bufferevent *bev;	/* owns the socket */
-	struct ctl_req *req;		/* request in flight, or NULL */
-	control_done_fn done;		/* after the output drains */
+	struct bufferevent *bev; /* owns the socket */
+	struct ctl_req *req;	 /* request in flight, or NULL */
+	control_done_fn done;	 /* after the output drains */
 	void *done_arg;
-	bool closing;			/* close once the output drains */
+	bool closing; /* close once the output drains */
 	struct ctl_conn *next;
 };
 
 struct ctl_req {
-	struct ctl_conn *conn;		/* NULL once the peer went away */
+	struct ctl_conn *conn; /* NULL once the peer went away */
 };
 
 struct control {

@@ -80,8 +80,8 @@ static int read_line(int fd, char *reply, size_t cap, int timeout_ms)
 	}
 }
 
-int ctlclient_call(const char *path, const char *request, char *reply, size_t cap,
-		   int timeout_ms, char *why, size_t whylen)
+int ctlclient_call(const char *path, const char *request, char *reply, size_t cap, int timeout_ms,
+		   char *why, size_t whylen)
 {
 	int fd = connect_to(path, why, whylen);
 	int err;

@@ -12,7 +12,7 @@
  * Returns 0, or -errno with a reason in @why: -ENOENT/-ECONNREFUSED (no VM
  * there), -ETIMEDOUT, -EMSGSIZE (reply longer than @cap), -EPIPE (closed).
  */
-int ctlclient_call(const char *path, const char *request, char *reply, size_t cap,
-		   int timeout_ms, char *why, size_t whylen) __must_check;
+int ctlclient_call(const char *path, const char *request, char *reply, size_t cap, int timeout_ms,
+		   char *why, size_t whylen) __must_check;
 
 #endif

@@ -30,10 +30,10 @@ struct devwin_verdict {
 typedef void (*devwin_verify_cb)(void *arg, const struct devwin_verdict *v);
 
 struct devwin_vcpu {
-	uint64_t units;		/* cumulative work units last reported */
+	uint64_t units; /* cumulative work units last reported */
 	uint64_t last_report_ns;
-	uint32_t pending;	/* bitmask of (1 << enum hm_cmd) */
-	bool verifying;		/* verify asked, verdict not in yet */
+	uint32_t pending; /* bitmask of (1 << enum hm_cmd) */
+	bool verifying;	  /* verify asked, verdict not in yet */
 	uint64_t v_bad;
 	uint64_t v_first;
 	uint64_t v_pages;
@@ -44,9 +44,9 @@ struct devwin {
 	pthread_cond_t cond;
 	unsigned int nr_vcpus;
 	struct devwin_vcpu cpu[HM_MAX_VCPUS];
-	uint64_t wake_gen;	/* bumped by devwin_wake: blocked vCPUs return */
-	uint64_t io_seen;	/* I/O records the guest checked */
-	uint64_t max_gap_ns;	/* longest gap between two progress reports of a vCPU */
+	uint64_t wake_gen;	  /* bumped by devwin_wake: blocked vCPUs return */
+	uint64_t io_seen;	  /* I/O records the guest checked */
+	uint64_t max_gap_ns;	  /* longest gap between two progress reports of a vCPU */
 	uint64_t first_report_ns; /* monotonic time of the first progress report, 0 = none */
 	/* verify in flight */
 	unsigned int v_waiting;

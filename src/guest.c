@@ -32,8 +32,7 @@ void guest_print_catalogue(FILE *f)
 {
 	for (size_t i = 0; i < ARRAY_SIZE(types); i++)
 		fprintf(f, "  %-8s %s%s%s%s\n", types[i].name, types[i].summary,
-			*types[i].params ? " [" : "", types[i].params,
-			*types[i].params ? "]" : "");
+			*types[i].params ? " [" : "", types[i].params, *types[i].params ? "]" : "");
 }
 
 static bool accepts(const struct guest_type *t, const char *key)
@@ -93,11 +92,9 @@ static int parse_pair(struct guest_spec *spec, char *kv, char *why, size_t whyle
 	}
 	*eq = 0;
 	if (!accepts(spec->type, kv)) {
-		snprintf(why, whylen, "guest '%s' has no parameter '%s'%s%s", spec->type->name, kv,
-			 *spec->type->params ? " (it takes: " : "",
-			 *spec->type->params ? spec->type->params : "");
-		if (*spec->type->params)
-			strncat(why, ")", whylen - strlen(why) - 1);
+		snprintf(why, whylen, "guest '%s' has no parameter '%s'%s%s%s", spec->type->name,
+			 kv, *spec->type->params ? " (it takes: " : "", spec->type->params,
+			 *spec->type->params ? ")" : "");
 		return -EINVAL;
 	}
 	if (set_param(spec, kv, eq + 1)) {
@@ -140,9 +137,20 @@ int guest_layout(const struct guest_spec *spec, uint64_t mem, unsigned int nr_vc
 {
 	uint64_t at = HM_DATA_GPA;
 	bool dirtier = !strcmp(spec->type->name, "dirtier");
-	uint64_t pages = dirtier ? DIV_ROUND_UP(spec->wss, HM_PAGE_SIZE) : 0;
+	uint64_t pages;
 
 	memset(bi, 0, sizeof(*bi));
+	if (!nr_vcpus || nr_vcpus > HM_MAX_VCPUS) {
+		snprintf(why, whylen, "vCPU count must be 1 to %d", HM_MAX_VCPUS);
+		return -EINVAL;
+	}
+	/* checked before any arithmetic on it: wss comes from the user */
+	if (dirtier && spec->wss > mem) {
+		snprintf(why, whylen, "working set (%llu MiB) is larger than --mem (%llu MiB)",
+			 (unsigned long long)(spec->wss >> 20), (unsigned long long)(mem >> 20));
+		return -E2BIG;
+	}
+	pages = dirtier ? DIV_ROUND_UP(spec->wss, HM_PAGE_SIZE) : 0;
 	bi->nr_vcpus = nr_vcpus;
 	bi->rate = spec->rate;
 	bi->pattern = spec->pattern;
@@ -161,8 +169,10 @@ int guest_layout(const struct guest_spec *spec, uint64_t mem, unsigned int nr_vc
 	bi->ws_pages = pages;
 	at += pages * HM_PAGE_SIZE;
 	if (at > mem) {
-		snprintf(why, whylen, "the guest needs %llu MiB of RAM but --mem gives %llu MiB "
-			 "(lower wss or raise --mem)", (unsigned long long)DIV_ROUND_UP(at, 1 << 20),
+		snprintf(why, whylen,
+			 "the guest needs %llu MiB of RAM but --mem gives %llu MiB "
+			 "(lower wss or raise --mem)",
+			 (unsigned long long)DIV_ROUND_UP(at, 1 << 20),
 			 (unsigned long long)(mem >> 20));
 		return -E2BIG;
 	}

@@ -16,24 +16,24 @@
 struct guest_type {
 	const char *name;
 	const char *summary;
-	const char *params;	/* comma-separated keys it accepts */
+	const char *params; /* comma-separated keys it accepts */
 	const uint8_t *image;
 	const uint8_t *image_end;
 };
 
 struct guest_spec {
 	const struct guest_type *type;
-	uint64_t wss;		/* working set, bytes */
-	uint64_t rate;		/* pages/s over all vCPUs, 0 = as fast as it can */
+	uint64_t wss;  /* working set, bytes */
+	uint64_t rate; /* pages/s over all vCPUs, 0 = as fast as it can */
 	enum hm_pattern pattern;
-	uint64_t io_mbps;	/* I/O device rate, MB/s (10^6 bytes), 0 = off */
+	uint64_t io_mbps; /* I/O device rate, MB/s (10^6 bytes), 0 = off */
 	uint64_t seed;
 	enum hm_fault_kind fault;
 };
 
-#define GUEST_IO_SLOTS 256
+#define GUEST_IO_SLOTS	  256
 #define GUEST_DEFAULT_WSS (64ULL << 20)
-#define GUEST_REPORT_NS (1 * NSEC_PER_MSEC)
+#define GUEST_REPORT_NS	  (1 * NSEC_PER_MSEC)
 
 /* Look a guest type up by name; NULL when unknown. */
 const struct guest_type *guest_find(const char *name);

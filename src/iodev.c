@@ -99,7 +99,8 @@ static void *iodev_thread(void *arg)
 
 		/* clamp first: after a long pause the product would overflow */
 		credit += min_t(uint64_t, now - last, MAX_CREDIT_NS) * io->rate / NSEC_PER_SEC;
-		credit = min_t(uint64_t, credit, io->rate * MAX_CREDIT_NS / NSEC_PER_SEC + HM_PAGE_SIZE);
+		credit =
+		    min_t(uint64_t, credit, io->rate * MAX_CREDIT_NS / NSEC_PER_SEC + HM_PAGE_SIZE);
 		last = now;
 		while (credit >= HM_PAGE_SIZE && !(full = !put_record(io))) {
 			credit -= HM_PAGE_SIZE;

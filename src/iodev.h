@@ -22,26 +22,26 @@ struct guest_mem;
 struct bitmap;
 
 struct iodev_stats {
-	uint64_t records;	/* records written */
-	uint64_t bytes;		/* bytes written into guest RAM */
-	uint64_t stalls;	/* ticks the ring was full */
+	uint64_t records; /* records written */
+	uint64_t bytes;	  /* bytes written into guest RAM */
+	uint64_t stalls;  /* ticks the ring was full */
 };
 
 struct iodev {
-	struct guest_mem *gm;	/* not owned */
-	struct bitmap *dirty;	/* not owned: device-dirty pages, by gfn */
+	struct guest_mem *gm; /* not owned */
+	struct bitmap *dirty; /* not owned: device-dirty pages, by gfn */
 	uint64_t ctl_gpa;
 	uint64_t ring_gpa;
 	uint64_t slots;
-	uint64_t rate;		/* bytes/s */
+	uint64_t rate; /* bytes/s */
 	pthread_t thread;
 	bool started;
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
-	bool stop;		/* under lock */
-	bool pause_req;		/* under lock */
-	bool parked;		/* under lock: thread acknowledged pause */
-	uint64_t seq;		/* next record; owned by the thread while it runs */
+	bool stop;		  /* under lock */
+	bool pause_req;		  /* under lock */
+	bool parked;		  /* under lock: thread acknowledged pause */
+	uint64_t seq;		  /* next record; owned by the thread while it runs */
 	struct iodev_stats stats; /* under lock */
 };
 

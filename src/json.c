@@ -274,8 +274,7 @@ static int number(struct cursor *c, struct json_field *f)
 	size_t n = 0;
 	char *end;
 
-	while (c->p < c->end && n + 1 < sizeof(f->str) && strchr("+-0123456789.eE", *c->p) &&
-	       *c->p)
+	while (c->p < c->end && n + 1 < sizeof(f->str) && strchr("+-0123456789.eE", *c->p) && *c->p)
 		f->str[n++] = *c->p++;
 	f->str[n] = 0;
 	if (!n)

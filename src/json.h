@@ -16,12 +16,12 @@
 #define JSON_MAX_DEPTH 16
 
 struct json_out {
-	char *buf;		/* caller's buffer, always NUL-terminated */
+	char *buf; /* caller's buffer, always NUL-terminated */
 	size_t cap;
 	size_t len;
-	bool overflow;		/* something did not fit: the output is unusable */
+	bool overflow; /* something did not fit: the output is unusable */
 	unsigned int depth;
-	uint32_t has_items;	/* bit d: level d already has a member */
+	uint32_t has_items; /* bit d: level d already has a member */
 };
 
 void json_init(struct json_out *j, char *buf, size_t cap);
@@ -53,7 +53,7 @@ enum json_type {
 struct json_field {
 	char key[JSON_KEY_MAX];
 	enum json_type type;
-	char str[JSON_STR_MAX];	/* JSON_STRING value, also the raw text of a number */
+	char str[JSON_STR_MAX]; /* JSON_STRING value, also the raw text of a number */
 	double num;		/* JSON_NUMBER */
 	bool b;			/* JSON_BOOL */
 };

@@ -26,8 +26,7 @@ void log_print(enum hm_log_level level, const char *prefix, const char *fmt, ...
 
 	if (level > log_level)
 		return;
-	n = snprintf(line, sizeof(line), "hybridmig: %s%s%s", names[level],
-		     ": ", prefix);
+	n = snprintf(line, sizeof(line), "hybridmig: %s%s%s", names[level], ": ", prefix);
 	va_start(ap, fmt);
 	if (n >= 0 && (size_t)n < sizeof(line))
 		vsnprintf(line + n, sizeof(line) - (size_t)n, fmt, ap);

@@ -27,10 +27,10 @@ void log_set_level(enum hm_log_level level);
 enum hm_log_level log_get_level(void);
 void log_print(enum hm_log_level level, const char *prefix, const char *fmt, ...) __printf(3, 4);
 
-#define hm_err(fmt, ...) log_print(HM_LOG_ERR, LOG_PREFIX, fmt, ##__VA_ARGS__)
+#define hm_err(fmt, ...)  log_print(HM_LOG_ERR, LOG_PREFIX, fmt, ##__VA_ARGS__)
 #define hm_warn(fmt, ...) log_print(HM_LOG_WARN, LOG_PREFIX, fmt, ##__VA_ARGS__)
 #define hm_info(fmt, ...) log_print(HM_LOG_INFO, LOG_PREFIX, fmt, ##__VA_ARGS__)
-#define hm_dbg(fmt, ...) log_print(HM_LOG_DBG, LOG_PREFIX, fmt, ##__VA_ARGS__)
+#define hm_dbg(fmt, ...)  log_print(HM_LOG_DBG, LOG_PREFIX, fmt, ##__VA_ARGS__)
 /* Like hm_err, with ": strerror(errno)" appended; errno is preserved. */
 #define hm_perror(fmt, ...)                                                                        \
 	do {                                                                                       \

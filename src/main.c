@@ -25,9 +25,9 @@
 #include "src/vm.h"
 #include "src/vmctl.h"
 
-#define EXIT_USAGE 2
+#define EXIT_USAGE    2
 #define EXIT_BADPAGES 3
-#define DEFAULT_MEM (1ULL << 30)
+#define DEFAULT_MEM   (1ULL << 30)
 
 struct run_opts {
 	uint64_t mem;
@@ -48,7 +48,7 @@ struct run_ctx {
 	struct event *seconds_ev;
 	struct event *progress_ev;
 	struct event *sig_ev[2];
-	int vm_err;			/* the VM's own failure */
+	int vm_err; /* the VM's own failure */
 	bool interrupted;
 	bool final_done;
 	struct devwin_verdict final;
@@ -120,10 +120,14 @@ static void print_client_help(const char *cmd)
 static int parse_run_opts(int argc, char **argv, struct run_opts *o)
 {
 	static const struct option opts[] = {
-		{ "mem", required_argument, NULL, 'm' },  { "vcpus", required_argument, NULL, 'c' },
-		{ "guest", required_argument, NULL, 'g' }, { "control", required_argument, NULL, 's' },
-		{ "seconds", required_argument, NULL, 't' }, { "json", no_argument, NULL, 'j' },
-		{ "verbose", no_argument, NULL, 'v' },	   { "help", no_argument, NULL, 'h' },
+		{ "mem", required_argument, NULL, 'm' },
+		{ "vcpus", required_argument, NULL, 'c' },
+		{ "guest", required_argument, NULL, 'g' },
+		{ "control", required_argument, NULL, 's' },
+		{ "seconds", required_argument, NULL, 't' },
+		{ "json", no_argument, NULL, 'j' },
+		{ "verbose", no_argument, NULL, 'v' },
+		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	uint64_t v;
@@ -135,8 +139,10 @@ static int parse_run_opts(int argc, char **argv, struct run_opts *o)
 		case 'm':
 			if (parse_size(optarg, &o->mem) || o->mem < (8ULL << 20) ||
 			    o->mem > HM_MAX_RAM || o->mem % HM_PAGE_SIZE)
-				return usage_error("run", "bad --mem '%s' (a size from 8M to 128G, "
-						   "a multiple of 4K)", optarg);
+				return usage_error("run",
+						   "bad --mem '%s' (a size from 8M to 128G, "
+						   "a multiple of 4K)",
+						   optarg);
 			break;
 		case 'c':
 			if (parse_count_range(optarg, 1, HM_MAX_VCPUS, &v))
@@ -151,14 +157,15 @@ static int parse_run_opts(int argc, char **argv, struct run_opts *o)
 			break;
 		case 't':
 			if (parse_count_range(optarg, 1, 1000000, &o->seconds))
-				return usage_error("run", "bad --seconds '%s' (1 to 1000000)", optarg);
+				return usage_error("run", "bad --seconds '%s' (1 to 1000000)",
+						   optarg);
 			break;
 		case 'j':
 			o->json = true;
 			break;
 		case 'v':
 			log_set_level(log_get_level() + 1 > HM_LOG_DBG ? HM_LOG_DBG
-								: log_get_level() + 1);
+								       : log_get_level() + 1);
 			break;
 		case 'h':
 			print_run_help();
@@ -234,8 +241,8 @@ static void progress_cb(evutil_socket_t fd, short what, void *arg)
 		iodev_get_stats(&rc->vm->io, &io);
 	human_bytes(iob, sizeof(iob), (double)io.bytes);
 	fprintf(stderr, "\r\033[K  %6.1f s  %-8s  %12llu work units  %10.0f/s  I/O %s", up,
-		vm_state_name(vm_get_state(rc->vm)),
-		(unsigned long long)devwin_units(&rc->vm->dw), vmctl_units_avg(rc->vc), iob);
+		vm_state_name(vm_get_state(rc->vm)), (unsigned long long)devwin_units(&rc->vm->dw),
+		vmctl_units_avg(rc->vc), iob);
 	rc->progress_shown = true;
 }
 
@@ -347,8 +354,8 @@ static void summary_human(struct run_ctx *rc, int64_t touched, double secs)
 		iodev_get_stats(&rc->vm->io, &io);
 	human_bytes(b1, sizeof(b1), (double)touched * HM_PAGE_SIZE);
 	human_bytes(b2, sizeof(b2), (double)io.bytes);
-	printf("hybridmig run: guest %s, %u vCPU%s, %llu MiB RAM, %.1f s\n",
-	       rc->spec.type->name, rc->vm->nr_vcpus, rc->vm->nr_vcpus > 1 ? "s" : "",
+	printf("hybridmig run: guest %s, %u vCPU%s, %llu MiB RAM, %.1f s\n", rc->spec.type->name,
+	       rc->vm->nr_vcpus, rc->vm->nr_vcpus > 1 ? "s" : "",
 	       (unsigned long long)(rc->vm->mem.size >> 20), secs);
 	printf("  work units      %llu (%.0f/s)\n", (unsigned long long)devwin_units(&rc->vm->dw),
 	       vmctl_units_avg(rc->vc));
@@ -488,8 +495,10 @@ static int client_reply(const char *cmd, const char *reply, bool json)
 static int cmd_client(const char *cmd, int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{ "control", required_argument, NULL, 's' }, { "json", no_argument, NULL, 'j' },
-		{ "timeout", required_argument, NULL, 't' }, { "help", no_argument, NULL, 'h' },
+		{ "control", required_argument, NULL, 's' },
+		{ "json", no_argument, NULL, 'j' },
+		{ "timeout", required_argument, NULL, 't' },
+		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *path = NULL;
@@ -510,7 +519,8 @@ static int cmd_client(const char *cmd, int argc, char **argv)
 			break;
 		case 't':
 			if (parse_count_range(optarg, 1, 86400, &timeout))
-				return usage_error(cmd, "bad --timeout '%s' (1 to 86400 s)", optarg);
+				return usage_error(cmd, "bad --timeout '%s' (1 to 86400 s)",
+						   optarg);
 			break;
 		case 'h':
 			print_client_help(cmd);

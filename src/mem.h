@@ -14,9 +14,9 @@
 #include "src/util.h"
 
 struct guest_mem {
-	uint8_t *hva;	 /* host mapping of guest-physical 0, or NULL */
-	uint64_t size;	 /* bytes, a multiple of the page size */
-	uint64_t pages;	 /* size / 4096 */
+	uint8_t *hva;	/* host mapping of guest-physical 0, or NULL */
+	uint64_t size;	/* bytes, a multiple of the page size */
+	uint64_t pages; /* size / 4096 */
 };
 
 /*

@@ -12,10 +12,10 @@
 #define METER_SAMPLES 64
 
 struct meter {
-	uint64_t t[METER_SAMPLES];	/* ns */
+	uint64_t t[METER_SAMPLES]; /* ns */
 	uint64_t v[METER_SAMPLES];
-	unsigned int head;		/* next slot */
-	unsigned int n;			/* valid samples */
+	unsigned int head; /* next slot */
+	unsigned int n;	   /* valid samples */
 };
 
 void meter_init(struct meter *m);

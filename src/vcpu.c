@@ -151,9 +151,10 @@ static int handle_exit(struct vcpu *v)
 	case KVM_EXIT_INTR:
 		return 0;
 	case KVM_EXIT_SHUTDOWN:
-		vm_fail(v->vm, -EFAULT,
-			"vcpu %u: guest triple-faulted (an exception it cannot handle) near rip 0x%llx",
-			v->id, guest_rip(v));
+		vm_fail(
+		    v->vm, -EFAULT,
+		    "vcpu %u: guest triple-faulted (an exception it cannot handle) near rip 0x%llx",
+		    v->id, guest_rip(v));
 		return -EFAULT;
 	case KVM_EXIT_IO:
 		vm_fail(v->vm, -EFAULT, "vcpu %u: guest used port I/O (port 0x%x), not emulated",

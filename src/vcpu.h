@@ -11,13 +11,13 @@ struct vm;
 struct kvm_run;
 
 struct vcpu {
-	struct vm *vm;		/* owner */
+	struct vm *vm; /* owner */
 	unsigned int id;
-	int fd;			/* owned */
-	struct kvm_run *run;	/* owned mapping of vm->run_size bytes */
+	int fd;		     /* owned */
+	struct kvm_run *run; /* owned mapping of vm->run_size bytes */
 	pthread_t thread;
 	bool started;
-	uint64_t exits;		/* exits handled, for stats */
+	uint64_t exits; /* exits handled, for stats */
 };
 
 /* Create vCPU @id of @vm (KVM_CREATE_VCPU + kvm_run mapping). */

@@ -28,11 +28,15 @@ static int open_kvm(struct vm *vm, const char *path, char *why, size_t whylen)
 		int err = -errno;
 
 		if (err == -ENOENT)
-			snprintf(why, whylen, "%s does not exist: KVM is not available on this host "
-				 "(load kvm_intel/kvm_amd, or enable nested virtualization)", path);
+			snprintf(why, whylen,
+				 "%s does not exist: KVM is not available on this host "
+				 "(load kvm_intel/kvm_amd, or enable nested virtualization)",
+				 path);
 		else if (err == -EACCES || err == -EPERM)
-			snprintf(why, whylen, "%s: permission denied (run as root or join the kvm "
-				 "group)", path);
+			snprintf(why, whylen,
+				 "%s: permission denied (run as root or join the kvm "
+				 "group)",
+				 path);
 		else
 			snprintf(why, whylen, "cannot open %s: %s", path, strerror(-err));
 		return err;

@@ -25,12 +25,12 @@ struct kvm_cpuid2;
 
 struct vm_config {
 	uint64_t mem_bytes;
-	unsigned int nr_vcpus;		/* 1..HM_MAX_VCPUS */
-	const uint8_t *image;		/* flat guest binary, loaded at HM_IMAGE_GPA */
+	unsigned int nr_vcpus; /* 1..HM_MAX_VCPUS */
+	const uint8_t *image;  /* flat guest binary, loaded at HM_IMAGE_GPA */
 	size_t image_size;
-	struct hm_bootinfo boot;	/* layout from guest_layout(); tsc_khz filled here */
-	uint64_t io_rate;		/* I/O device bytes/s, 0 = no device */
-	const char *kvm_path;		/* default /dev/kvm */
+	struct hm_bootinfo boot; /* layout from guest_layout(); tsc_khz filled here */
+	uint64_t io_rate;	 /* I/O device bytes/s, 0 = no device */
+	const char *kvm_path;	 /* default /dev/kvm */
 };
 
 enum vm_state {
@@ -46,26 +46,26 @@ typedef void (*vm_stop_cb)(void *arg);
 struct vm {
 	int kvm_fd;
 	int vm_fd;
-	int run_size;			/* bytes of each vCPU's kvm_run mapping */
+	int run_size; /* bytes of each vCPU's kvm_run mapping */
 	struct guest_mem mem;
-	struct bitmap dev_dirty;	/* pages written by VMM devices, by gfn */
+	struct bitmap dev_dirty; /* pages written by VMM devices, by gfn */
 	struct devwin dw;
 	struct iodev io;
 	bool has_io;
 	unsigned int nr_vcpus;
 	struct vcpu *vcpus[HM_MAX_VCPUS];
-	struct kvm_cpuid2 *cpuid;	/* supported CPUID, as given to every vCPU */
+	struct kvm_cpuid2 *cpuid; /* supported CPUID, as given to every vCPU */
 	uint64_t tsc_khz;
 	uint64_t start_ns;
 
-	pthread_mutex_t lock;		/* guards everything below */
+	pthread_mutex_t lock; /* guards everything below */
 	pthread_cond_t cond;
 	enum vm_state state;
 	bool pause_req;
 	bool stop_req;
-	unsigned int parked;		/* vCPUs parked at the barrier */
-	unsigned int exited;		/* vCPU threads that left their loop */
-	int err;			/* first failure, -errno */
+	unsigned int parked; /* vCPUs parked at the barrier */
+	unsigned int exited; /* vCPU threads that left their loop */
+	int err;	     /* first failure, -errno */
 	char err_msg[256];
 	vm_stop_cb on_stop;
 	void *on_stop_arg;

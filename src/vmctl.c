@@ -13,26 +13,26 @@
 #include "src/meter.h"
 #include "src/vm.h"
 
-#define SAMPLE_MS 100
+#define SAMPLE_MS      100
 #define RATE_WINDOW_NS (1 * NSEC_PER_SEC)
 
 struct vmctl {
 	struct event_base *base;
-	struct vm *vm;				/* not owned */
-	const struct guest_spec *spec;		/* not owned */
+	struct vm *vm;		       /* not owned */
+	const struct guest_spec *spec; /* not owned */
 	struct meter units;
 	struct event *sample_ev;
-	struct event *verdict_ev;		/* activated from a vCPU thread */
+	struct event *verdict_ev; /* activated from a vCPU thread */
 	struct event *verify_timeout_ev;
-	struct event *stopped_ev;		/* activated when the VM stops by itself */
-	pthread_mutex_t lock;			/* guards verdict and verdict_ready */
+	struct event *stopped_ev; /* activated when the VM stops by itself */
+	pthread_mutex_t lock;	  /* guards verdict and verdict_ready */
 	struct devwin_verdict verdict;
 	bool verdict_ready;
 	bool verify_busy;
 	struct devwin_verdict last;
 	bool have_last;
-	struct ctl_req *verify_req;		/* control request waiting for a verdict */
-	vmctl_verify_fn verify_fn;		/* or an in-process requester */
+	struct ctl_req *verify_req; /* control request waiting for a verdict */
+	vmctl_verify_fn verify_fn;  /* or an in-process requester */
 	void *verify_arg;
 	vmctl_exit_fn exit_fn;
 	void *exit_arg;

@@ -19,31 +19,31 @@
 #include "src/vcpu.h"
 #include "src/vm.h"
 
-#define CR0_PE (1ULL << 0)
-#define CR0_MP (1ULL << 1)
-#define CR0_ET (1ULL << 4)
-#define CR0_NE (1ULL << 5)
-#define CR0_WP (1ULL << 16)
-#define CR0_AM (1ULL << 18)
-#define CR0_PG (1ULL << 31)
-#define CR4_PAE (1ULL << 5)
-#define CR4_OSFXSR (1ULL << 9)
-#define CR4_OSXMMEXCPT (1ULL << 10)
-#define CR4_OSXSAVE (1ULL << 18)
-#define EFER_SCE (1ULL << 0)
-#define EFER_LME (1ULL << 8)
-#define EFER_LMA (1ULL << 10)
-#define EFER_NXE (1ULL << 11)
-#define MSR_STAR 0xc0000081
-#define PTE_P 0x1ULL
-#define PTE_RW 0x2ULL
-#define PTE_US 0x4ULL
-#define PTE_PS 0x80ULL
-#define SEL_USER_DS 0x2b
-#define SEL_USER_CS 0x33
-#define SEL_TSS 0x40
+#define CR0_PE		  (1ULL << 0)
+#define CR0_MP		  (1ULL << 1)
+#define CR0_ET		  (1ULL << 4)
+#define CR0_NE		  (1ULL << 5)
+#define CR0_WP		  (1ULL << 16)
+#define CR0_AM		  (1ULL << 18)
+#define CR0_PG		  (1ULL << 31)
+#define CR4_PAE		  (1ULL << 5)
+#define CR4_OSFXSR	  (1ULL << 9)
+#define CR4_OSXMMEXCPT	  (1ULL << 10)
+#define CR4_OSXSAVE	  (1ULL << 18)
+#define EFER_SCE	  (1ULL << 0)
+#define EFER_LME	  (1ULL << 8)
+#define EFER_LMA	  (1ULL << 10)
+#define EFER_NXE	  (1ULL << 11)
+#define MSR_STAR	  0xc0000081
+#define PTE_P		  0x1ULL
+#define PTE_RW		  0x2ULL
+#define PTE_US		  0x4ULL
+#define PTE_PS		  0x80ULL
+#define SEL_USER_DS	  0x2b
+#define SEL_USER_CS	  0x33
+#define SEL_TSS		  0x40
 #define CPUID_1_ECX_XSAVE (1u << 26)
-#define CPUID_1_ECX_AVX (1u << 28)
+#define CPUID_1_ECX_AVX	  (1u << 28)
 #define CPUID_MAX_ENTRIES 256
 
 /* GDT, Linux layout: kernel CS/DS, user32 CS, user DS, user CS, then the TSS at 0x40. */
@@ -123,7 +123,7 @@ static int build_page_tables(struct vm *vm)
 		pd[a / two_mb] = a | PTE_P | PTE_RW | PTE_US | PTE_PS;
 	pdpt[HM_DEVWIN_GPA >> 30] = win_pd | PTE_P | PTE_RW | PTE_US;
 	pd[ram_gib * 512 + ((HM_DEVWIN_GPA >> 21) & 511)] =
-		(HM_DEVWIN_GPA & ~(two_mb - 1)) | PTE_P | PTE_RW | PTE_US | PTE_PS;
+	    (HM_DEVWIN_GPA & ~(two_mb - 1)) | PTE_P | PTE_RW | PTE_US | PTE_PS;
 	return 0;
 }
 

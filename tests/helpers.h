@@ -23,15 +23,14 @@ bool hm_have_kvm(void);
  * Skip the current test because @facility is missing, printing @why; fail
  * instead when HM_REQUIRE names it.
  */
-#define hm_skip_unless(facility, have, why)                                             \
-	do {                                                                            \
-		if (!(have)) {                                                          \
-			print_message("%s: %s\n", (facility), (why));                   \
-			if (hm_test_require(facility))                                  \
-				fail_msg("HM_REQUIRE names '%s' but it is missing",     \
-					 (facility));                                   \
-			skip();                                                         \
-		}                                                                       \
+#define hm_skip_unless(facility, have, why)                                                        \
+	do {                                                                                       \
+		if (!(have)) {                                                                     \
+			print_message("%s: %s\n", (facility), (why));                              \
+			if (hm_test_require(facility))                                             \
+				fail_msg("HM_REQUIRE names '%s' but it is missing", (facility));   \
+			skip();                                                                    \
+		}                                                                                  \
 	} while (0)
 
 #endif

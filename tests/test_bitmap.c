@@ -105,7 +105,7 @@ static void test_bitmap_test_and_set_returns_previous(void **state)
 }
 
 #define RACE_THREADS 4
-#define RACE_BITS 4096
+#define RACE_BITS    4096
 
 struct race {
 	struct bitmap *bm;
@@ -194,7 +194,8 @@ static void test_bitmap_find_next_partial_word(void **state)
 	init_or_fail(&bm, 100);
 	bitmap_set_range(&bm, 0, 1000);
 	assert_int_equal(bitmap_count(&bm), 100);
-	for (uint64_t b = bitmap_find_next(&bm, 0); b < bm.nbits; b = bitmap_find_next(&bm, b + 1)) {
+	for (uint64_t b = bitmap_find_next(&bm, 0); b < bm.nbits;
+	     b = bitmap_find_next(&bm, b + 1)) {
 		assert_int_equal(b, n);
 		n++;
 	}

@@ -324,7 +324,8 @@ static void test_guest_layout_ws_pages_round_up(void **state)
 	static const struct {
 		uint64_t wss, pages;
 	} c[] = {
-		{ 4096, 1 }, { 4097, 2 }, { 8191, 2 }, { 8192, 2 }, { 5000, 2 }, { 1 * MiB + 1, 257 },
+		{ 4096, 1 }, { 4097, 2 }, { 8191, 2 },
+		{ 8192, 2 }, { 5000, 2 }, { 1 * MiB + 1, 257 },
 	};
 	struct guest_spec spec = spec_of("dirtier");
 	struct hm_bootinfo bi;
@@ -404,9 +405,10 @@ static void test_guest_layout_wss_overflow_end(void **state)
 	int err = guest_layout(&spec, 256 * MiB, 1, &bi, why, sizeof(why));
 
 	if (err != -E2BIG)
-		fail_msg("wss=%llu in 256 MiB: got %d with ws_gpa 0x%llx ws_pages %llu, want -E2BIG",
-			 (unsigned long long)spec.wss, err, (unsigned long long)bi.ws_gpa,
-			 (unsigned long long)bi.ws_pages);
+		fail_msg(
+		    "wss=%llu in 256 MiB: got %d with ws_gpa 0x%llx ws_pages %llu, want -E2BIG",
+		    (unsigned long long)spec.wss, err, (unsigned long long)bi.ws_gpa,
+		    (unsigned long long)bi.ws_pages);
 }
 
 int main(void)

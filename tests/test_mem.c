@@ -8,7 +8,7 @@
 #include "src/mem.h"
 
 #define SMALL_PAGES 16ULL
-#define SMALL_SIZE (SMALL_PAGES * HM_PAGE_SIZE)
+#define SMALL_SIZE  (SMALL_PAGES * HM_PAGE_SIZE)
 
 static int setup_small(void **state)
 {
@@ -58,8 +58,8 @@ static void test_mem_init_size_zero(void **state)
 
 static void test_mem_init_size_not_page_multiple(void **state)
 {
-	static const uint64_t sizes[] = { 1, HM_PAGE_SIZE - 1, HM_PAGE_SIZE + 1,
-					  (1ULL << 30) + 512, UINT64_MAX };
+	static const uint64_t sizes[] = { 1, HM_PAGE_SIZE - 1, HM_PAGE_SIZE + 1, (1ULL << 30) + 512,
+					  UINT64_MAX };
 	struct guest_mem gm;
 
 	for (size_t i = 0; i < ARRAY_SIZE(sizes); i++) {
@@ -208,17 +208,23 @@ int main(void)
 		cmocka_unit_test(test_mem_init_size_not_page_multiple),
 		cmocka_unit_test(test_mem_init_large_noreserve),
 		cmocka_unit_test(test_mem_exit_zeroed),
-		cmocka_unit_test_setup_teardown(test_mem_gpa_to_hva_in_bounds, setup_small, teardown_small),
-		cmocka_unit_test_setup_teardown(test_mem_gpa_to_hva_last_byte, setup_small, teardown_small),
+		cmocka_unit_test_setup_teardown(test_mem_gpa_to_hva_in_bounds, setup_small,
+						teardown_small),
+		cmocka_unit_test_setup_teardown(test_mem_gpa_to_hva_last_byte, setup_small,
+						teardown_small),
 		cmocka_unit_test_setup_teardown(test_mem_gpa_to_hva_one_past_end, setup_small,
 						teardown_small),
 		cmocka_unit_test_setup_teardown(test_mem_gpa_to_hva_len_crosses_end, setup_small,
 						teardown_small),
-		cmocka_unit_test_setup_teardown(test_mem_gpa_to_hva_overflow, setup_small, teardown_small),
-		cmocka_unit_test_setup_teardown(test_mem_gpa_to_hva_len_zero, setup_small, teardown_small),
+		cmocka_unit_test_setup_teardown(test_mem_gpa_to_hva_overflow, setup_small,
+						teardown_small),
+		cmocka_unit_test_setup_teardown(test_mem_gpa_to_hva_len_zero, setup_small,
+						teardown_small),
 		cmocka_unit_test(test_mem_gpa_to_hva_unmapped),
-		cmocka_unit_test_setup_teardown(test_mem_range_ok_bounds, setup_small, teardown_small),
-		cmocka_unit_test_setup_teardown(test_mem_resident_pages_fresh, setup_small, teardown_small),
+		cmocka_unit_test_setup_teardown(test_mem_range_ok_bounds, setup_small,
+						teardown_small),
+		cmocka_unit_test_setup_teardown(test_mem_resident_pages_fresh, setup_small,
+						teardown_small),
 		cmocka_unit_test(test_mem_resident_pages_touched),
 	};
 

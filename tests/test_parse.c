@@ -76,10 +76,10 @@ static void test_parse_size_limits(void **state)
 static void test_parse_size_junk(void **state)
 {
 	static const struct bad_case c[] = {
-		{ "", -EINVAL },     { "-1", -EINVAL },	  { "+1", -EINVAL },  { "1.5G", -EINVAL },
-		{ "12X", -EINVAL },  { " 1G", -EINVAL },	  { "1G ", -EINVAL }, { "1 G", -EINVAL },
-		{ "G", -EINVAL },    { "KiB", -EINVAL },	  { "0x10", -EINVAL }, { "1KK", -EINVAL },
-		{ "1iB", -EINVAL },  { "1Gi", -EINVAL },	  { "1P", -EINVAL },  { "1e3", -EINVAL },
+		{ "", -EINVAL },    { "-1", -EINVAL },	{ "+1", -EINVAL },   { "1.5G", -EINVAL },
+		{ "12X", -EINVAL }, { " 1G", -EINVAL }, { "1G ", -EINVAL },  { "1 G", -EINVAL },
+		{ "G", -EINVAL },   { "KiB", -EINVAL }, { "0x10", -EINVAL }, { "1KK", -EINVAL },
+		{ "1iB", -EINVAL }, { "1Gi", -EINVAL }, { "1P", -EINVAL },   { "1e3", -EINVAL },
 	};
 
 	check_bad(parse_size, c, ARRAY_SIZE(c));
@@ -119,9 +119,9 @@ static void test_parse_count_suffixes(void **state)
 static void test_parse_count_junk(void **state)
 {
 	static const struct bad_case c[] = {
-		{ "", -EINVAL },    { "k", -EINVAL },	 { "-1", -EINVAL }, { "+1", -EINVAL },
+		{ "", -EINVAL },    { "k", -EINVAL },	 { "-1", -EINVAL },  { "+1", -EINVAL },
 		{ " 1", -EINVAL },  { "1 ", -EINVAL },	 { "1 k", -EINVAL }, { "1.5k", -EINVAL },
-		{ "1kb", -EINVAL }, { "1kk", -EINVAL },	 { "1x", -EINVAL }, { "1t", -EINVAL },
+		{ "1kb", -EINVAL }, { "1kk", -EINVAL },	 { "1x", -EINVAL },  { "1t", -EINVAL },
 		{ "1Ki", -EINVAL }, { "0x10", -EINVAL },
 	};
 
