@@ -269,6 +269,8 @@ static int build_vm(struct run_ctx *rc)
 	cfg.image = rc->spec.type->image;
 	cfg.image_size = (size_t)(rc->spec.type->image_end - rc->spec.type->image);
 	cfg.io_rate = rc->spec.io_mbps * 1000000;
+	/* for tests and unusual hosts: another KVM device node */
+	cfg.kvm_path = getenv("HYBRIDMIG_KVM_DEVICE");
 	if (guest_layout(&rc->spec, cfg.mem_bytes, cfg.nr_vcpus, &cfg.boot, why, sizeof(why)))
 		return usage_error("run", "%s", why);
 	err = vcpu_signal_setup();

@@ -13,7 +13,7 @@ for t in "$@"; do
 	echo "== $t"
 	if "$t"; then passed=$((passed + 1)); else failed=$((failed + 1)); failures="$failures $t"; fi
 done
-for t in tests/e2e/*.sh; do
+for t in tests/e2e/test_*.sh; do
 	[ -f "$t" ] || continue
 	echo "== $t"
 	sh "$t"
@@ -25,5 +25,5 @@ for t in tests/e2e/*.sh; do
 	esac
 done
 [ -n "$failures" ] && echo "failed:$failures"
-echo "test programs: $passed passed, $failed failed, $skipped skipped"
+echo "total: $passed passed, $failed failed, $skipped skipped"
 [ "$failed" -eq 0 ]

@@ -1,0 +1,79 @@
+# Shared by the end-to-end scripts: a scratch directory and process
+# clean-up that run even when a check fails, and pass/fail counting.
+# Sourced; sets HM to the binary under test.
+O=${O:-build}
+HM=${HM:-$(pwd)/$O/hybridmig}
+T=$(mktemp -d /tmp/hm-e2e.XXXXXX)
+PIDS=""
+passed=0
+failed=0
+
+cleanup() {
+	for p in $PIDS; do kill -9 "$p" 2>/dev/null; done
+	wait 2>/dev/null
+	rm -rf "$T"
+}
+trap cleanup EXIT INT TERM
+
+require_kvm() {
+	if [ ! -r /dev/kvm ] || [ ! -w /dev/kvm ]; then
+		case ",${HM_REQUIRE:-}," in
+		*,kvm,*) echo "FAIL: /dev/kvm is required (HM_REQUIRE) but not usable"; exit 1 ;;
+		esac
+		echo "skip: /dev/kvm is not usable"
+		exit 77
+	fi
+}
+
+ok() {
+	passed=$((passed + 1))
+	echo "ok: $*"
+}
+
+bad() {
+	failed=$((failed + 1))
+	echo "FAIL: $*"
+}
+
+# check DESCRIPTION COMMAND...: the command must succeed
+check() {
+	d=$1
+	shift
+	if "$@"; then ok "$d"; else bad "$d"; fi
+}
+
+# start_bg NAME ARGS...: run hybridmig in the background, output in $T/NAME.{out,err}
+start_bg() {
+	n=$1
+	shift
+	"$HM" "$@" >"$T/$n.out" 2>"$T/$n.err" &
+	PIDS="$PIDS $!"
+	eval "PID_$n=$!"
+}
+
+# wait_sock PATH: until a control socket answers status (at most 10 s)
+wait_sock() {
+	i=0
+	while [ $i -lt 100 ]; do
+		"$HM" status --control "$1" --json >/dev/null 2>&1 && return 0
+		sleep 0.1
+		i=$((i + 1))
+	done
+	return 1
+}
+
+# json_get KEY: the value of a flat member from one JSON object on stdin
+json_get() {
+	python3 -c 'import json,sys; v=json.load(sys.stdin).get(sys.argv[1]); print("null" if v is None else (str(v).lower() if isinstance(v,bool) else v))' "$1"
+}
+
+# none_running: no hybridmig this script started is still alive
+none_running() {
+	for p in $PIDS; do kill -0 "$p" 2>/dev/null && return 1; done
+	return 0
+}
+
+finish() {
+	echo "$passed passed, $failed failed"
+	[ "$failed" -eq 0 ]
+}
