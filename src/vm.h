@@ -22,6 +22,9 @@
 
 struct vcpu;
 struct kvm_cpuid2;
+struct kvm_msr_list;
+struct vmstate_buf;
+struct vmstate_rec;
 
 struct vm_config {
 	uint64_t mem_bytes;
@@ -55,6 +58,7 @@ struct vm {
 	unsigned int nr_vcpus;
 	struct vcpu *vcpus[HM_MAX_VCPUS];
 	struct kvm_cpuid2 *cpuid; /* supported CPUID, as given to every vCPU */
+	struct kvm_msr_list *msrs; /* MSRs KVM can save and restore */
 	uint64_t tsc_khz;
 	uint64_t start_ns;
 
@@ -112,5 +116,19 @@ int vm_arch_init(struct vm *vm, char *why, size_t whylen) __must_check;
 int vm_arch_setup_memory(struct vm *vm) __must_check;
 int vm_arch_vcpu_init(struct vm *vm, struct vcpu *v, char *why, size_t whylen) __must_check;
 void vm_arch_exit(struct vm *vm);
+/*
+ * Append every vCPU's state and the VM's clock to @b. The VM must be
+ * paused (vm_pause completed every pending exit). Returns 0 or -errno.
+ */
+int vm_arch_save(struct vm *vm, struct vmstate_buf *b, char *why, size_t whylen) __must_check;
+/*
+ * Apply one record to the (not yet started) VM. Sizes are checked; the
+ * guest TSC is moved forward by @tsc_advance_ns. Returns 0, 1 when the
+ * record is not an arch record, or -errno with a reason.
+ */
+int vm_arch_restore(struct vm *vm, const struct vmstate_rec *r, uint64_t tsc_advance_ns, char *why,
+		    size_t whylen) __must_check;
+/* CPUID feature words offered to the guest, for compatibility checks (PROTO_CPUID_WORDS). */
+void vm_arch_features(struct vm *vm, uint32_t *words, unsigned int n);
 
 #endif

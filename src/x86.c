@@ -18,6 +18,7 @@
 #include "src/log.h"
 #include "src/vcpu.h"
 #include "src/vm.h"
+#include "src/vmstate.h"
 
 #define CR0_PE		  (1ULL << 0)
 #define CR0_MP		  (1ULL << 1)
@@ -60,6 +61,31 @@ static const uint64_t gdt[] = {
 	0,
 };
 
+/* MSRs KVM saves and restores; PVM's own (0x4b564df0..ff) are not listed. */
+static int msr_list(struct vm *vm, char *why, size_t whylen)
+{
+	struct kvm_msr_list probe = { .nmsrs = 0 };
+	struct kvm_msr_list *l;
+
+	if (ioctl(vm->kvm_fd, KVM_GET_MSR_INDEX_LIST, &probe) && errno != E2BIG) {
+		snprintf(why, whylen, "KVM_GET_MSR_INDEX_LIST failed: %s", strerror(errno));
+		return -errno;
+	}
+	l = calloc(1, sizeof(*l) + probe.nmsrs * sizeof(uint32_t));
+	if (!l)
+		return -ENOMEM;
+	l->nmsrs = probe.nmsrs;
+	if (ioctl(vm->kvm_fd, KVM_GET_MSR_INDEX_LIST, l)) {
+		int err = -errno;
+
+		snprintf(why, whylen, "KVM_GET_MSR_INDEX_LIST failed: %s", strerror(-err));
+		free(l);
+		return err;
+	}
+	vm->msrs = l;
+	return 0;
+}
+
 int vm_arch_init(struct vm *vm, char *why, size_t whylen)
 {
 	struct kvm_cpuid2 *c;
@@ -77,13 +103,15 @@ int vm_arch_init(struct vm *vm, char *why, size_t whylen)
 		return err;
 	}
 	vm->cpuid = c;
-	return 0;
+	return msr_list(vm, why, whylen);
 }
 
 void vm_arch_exit(struct vm *vm)
 {
 	free(vm->cpuid);
 	vm->cpuid = NULL;
+	free(vm->msrs);
+	vm->msrs = NULL;
 }
 
 static struct kvm_cpuid_entry2 *cpuid_find(struct kvm_cpuid2 *c, uint32_t fn, uint32_t idx)
@@ -294,4 +322,265 @@ int vm_arch_vcpu_init(struct vm *vm, struct vcpu *v, char *why, size_t whylen)
 	if (err)
 		snprintf(why, whylen, "vcpu %u: %s failed: %s", v->id, step, strerror(-err));
 	return err;
+}
+
+/* ---- state save and restore ---------------------------------------------- */
+
+#define MSR_IA32_TSC 0x10
+#define MAX_MSRS 256
+
+struct msrs_buf {
+	struct kvm_msrs hdr;
+	struct kvm_msr_entry e[MAX_MSRS];
+};
+
+/* KVM_GET_MSRS stops at the first MSR it cannot read: skip it and go on. */
+static int save_msrs(struct vm *vm, struct vcpu *v, struct msrs_buf *m)
+{
+	uint32_t n = 0;
+	uint32_t i = 0;
+
+	while (i < vm->msrs->nmsrs && n < MAX_MSRS) {
+		struct {
+			struct kvm_msrs hdr;
+			struct kvm_msr_entry e[MAX_MSRS];
+		} q;
+		uint32_t want = min_t(uint32_t, vm->msrs->nmsrs - i, MAX_MSRS - n);
+		int got;
+
+		memset(&q, 0, sizeof(q));
+		q.hdr.nmsrs = want;
+		for (uint32_t k = 0; k < want; k++)
+			q.e[k].index = vm->msrs->indices[i + k];
+		got = ioctl(v->fd, KVM_GET_MSRS, &q);
+		if (got < 0)
+			return -errno;
+		memcpy(&m->e[n], q.e, (size_t)got * sizeof(q.e[0]));
+		n += (uint32_t)got;
+		i += (uint32_t)got + ((uint32_t)got < want); /* skip the unreadable one */
+	}
+	m->hdr.nmsrs = n;
+	return 0;
+}
+
+static int save_vcpu(struct vm *vm, struct vcpu *v, struct vmstate_buf *b, const char **step)
+{
+	union {
+		struct kvm_regs regs;
+		struct kvm_sregs sregs;
+		struct kvm_xcrs xcrs;
+		struct kvm_xsave xsave;
+		struct kvm_vcpu_events ev;
+		struct kvm_debugregs dbg;
+		struct kvm_mp_state mp;
+		struct msrs_buf msrs;
+	} *u = malloc(sizeof(*u));
+	int err = 0;
+
+	if (!u)
+		return -ENOMEM;
+#define SAVE(ioc, field, type)                                                                     \
+	do {                                                                                       \
+		*step = #ioc;                                                                      \
+		if (!err && ioctl(v->fd, ioc, &u->field))                                          \
+			err = -errno;                                                              \
+		if (!err)                                                                          \
+			vmstate_put(b, type, v->id, &u->field, sizeof(u->field));                  \
+	} while (0)
+	SAVE(KVM_GET_SREGS, sregs, VS_SREGS);
+	SAVE(KVM_GET_REGS, regs, VS_REGS);
+	if (cpuid_1_ecx(vm) & CPUID_1_ECX_XSAVE)
+		SAVE(KVM_GET_XCRS, xcrs, VS_XCRS);
+	SAVE(KVM_GET_XSAVE, xsave, VS_XSAVE);
+	*step = "KVM_GET_MSRS";
+	if (!err)
+		err = save_msrs(vm, v, &u->msrs);
+	if (!err)
+		vmstate_put(b, VS_MSRS, v->id, &u->msrs,
+			    (uint32_t)(sizeof(u->msrs.hdr) + u->msrs.hdr.nmsrs * sizeof(u->msrs.e[0])));
+	SAVE(KVM_GET_VCPU_EVENTS, ev, VS_EVENTS);
+	SAVE(KVM_GET_DEBUGREGS, dbg, VS_DEBUGREGS);
+	SAVE(KVM_GET_MP_STATE, mp, VS_MPSTATE);
+#undef SAVE
+	free(u);
+	return err;
+}
+
+int vm_arch_save(struct vm *vm, struct vmstate_buf *b, char *why, size_t whylen)
+{
+	struct kvm_clock_data clock;
+	const char *step = "";
+	int err = 0;
+
+	for (unsigned int i = 0; i < vm->nr_vcpus && !err; i++)
+		err = save_vcpu(vm, vm->vcpus[i], b, &step);
+	memset(&clock, 0, sizeof(clock));
+	if (!err && !ioctl(vm->vm_fd, KVM_GET_CLOCK, &clock))
+		vmstate_put(b, VS_CLOCK, VMSTATE_VM_CPU, &clock, sizeof(clock));
+	if (!err && b->overflow)
+		err = -E2BIG, step = "state buffer";
+	if (err)
+		snprintf(why, whylen, "saving vCPU state: %s failed: %s", step, strerror(-err));
+	return err;
+}
+
+/* KVM_SET_MSRS stops at the first MSR it refuses (e.g. the async-PF ack without an irqchip): skip it. */
+static int restore_msrs(struct vm *vm, struct vcpu *v, const struct vmstate_rec *r, uint64_t adv)
+{
+	struct msrs_buf *m = malloc(sizeof(*m));
+	struct msrs_buf *q = malloc(sizeof(*q));
+	uint32_t n;
+	int err = 0;
+
+	if (!m || !q) {
+		err = -ENOMEM;
+		goto out;
+	}
+	memset(m, 0, sizeof(*m));
+	memcpy(m, r->data, min_t(size_t, r->len, sizeof(*m)));
+	n = m->hdr.nmsrs;
+	if (n > MAX_MSRS || r->len != sizeof(m->hdr) + n * sizeof(m->e[0])) {
+		err = -EBADMSG;
+		goto out;
+	}
+	for (uint32_t i = 0; i < n; i++)
+		if (m->e[i].index == MSR_IA32_TSC)
+			m->e[i].data += adv * vm->tsc_khz / 1000000;
+	for (uint32_t start = 0; start < n;) {
+		int got;
+
+		memset(q, 0, sizeof(*q));
+		q->hdr.nmsrs = n - start;
+		memcpy(q->e, &m->e[start], (n - start) * sizeof(q->e[0]));
+		got = ioctl(v->fd, KVM_SET_MSRS, q);
+		if (got < 0) {
+			err = -errno;
+			goto out;
+		}
+		start += (uint32_t)got;
+		if (start < n)
+			hm_dbg("vcpu %u: MSR 0x%x not restored", v->id, m->e[start++].index);
+	}
+out:
+	free(q);
+	free(m);
+	return err;
+}
+
+/* Expected payload size of each fixed-size record. */
+static size_t rec_size(uint32_t type)
+{
+	switch (type) {
+	case VS_REGS:
+		return sizeof(struct kvm_regs);
+	case VS_SREGS:
+		return sizeof(struct kvm_sregs);
+	case VS_XCRS:
+		return sizeof(struct kvm_xcrs);
+	case VS_XSAVE:
+		return sizeof(struct kvm_xsave);
+	case VS_EVENTS:
+		return sizeof(struct kvm_vcpu_events);
+	case VS_DEBUGREGS:
+		return sizeof(struct kvm_debugregs);
+	case VS_MPSTATE:
+		return sizeof(struct kvm_mp_state);
+	case VS_CLOCK:
+		return sizeof(struct kvm_clock_data);
+	default:
+		return 0;
+	}
+}
+
+static unsigned long set_ioctl(uint32_t type)
+{
+	switch (type) {
+	case VS_REGS:
+		return KVM_SET_REGS;
+	case VS_SREGS:
+		return KVM_SET_SREGS;
+	case VS_XCRS:
+		return KVM_SET_XCRS;
+	case VS_XSAVE:
+		return KVM_SET_XSAVE;
+	case VS_EVENTS:
+		return KVM_SET_VCPU_EVENTS;
+	case VS_DEBUGREGS:
+		return KVM_SET_DEBUGREGS;
+	case VS_MPSTATE:
+		return KVM_SET_MP_STATE;
+	default:
+		return KVM_SET_CLOCK;
+	}
+}
+
+int vm_arch_restore(struct vm *vm, const struct vmstate_rec *r, uint64_t tsc_advance_ns, char *why,
+		    size_t whylen)
+{
+	size_t want = rec_size(r->type);
+	uint8_t buf[sizeof(struct kvm_xsave)] __attribute__((aligned(16)));
+	int fd;
+	int err;
+
+	if (r->type == VS_MSRS || want) {
+		if (r->type == VS_CLOCK ? r->cpu != VMSTATE_VM_CPU : r->cpu >= vm->nr_vcpus) {
+			snprintf(why, whylen, "state record %u names vCPU %u, which does not exist",
+				 r->type, r->cpu);
+			return -EBADMSG;
+		}
+	}
+	if (r->type == VS_MSRS) {
+		err = restore_msrs(vm, vm->vcpus[r->cpu], r, tsc_advance_ns);
+		if (err)
+			snprintf(why, whylen, "restoring MSRs of vCPU %u: %s", r->cpu,
+				 strerror(-err));
+		return err;
+	}
+	if (!want)
+		return 1;
+	if (r->len != want) {
+		snprintf(why, whylen, "state record %u has %u bytes, expected %zu", r->type, r->len,
+			 want);
+		return -EBADMSG;
+	}
+	memcpy(buf, r->data, want);
+	fd = r->type == VS_CLOCK ? vm->vm_fd : vm->vcpus[r->cpu]->fd;
+	if (r->type == VS_CLOCK)
+		((struct kvm_clock_data *)buf)->flags = 0;
+	if (ioctl(fd, set_ioctl(r->type), buf)) {
+		err = -errno;
+		snprintf(why, whylen, "restoring state record %u of vCPU %u: %s", r->type, r->cpu,
+			 strerror(-err));
+		return err;
+	}
+	return 0;
+}
+
+void vm_arch_features(struct vm *vm, uint32_t *w, unsigned int n)
+{
+	static const struct {
+		uint32_t fn;
+		uint32_t idx;
+		int reg; /* 0 eax 1 ebx 2 ecx 3 edx */
+	} words[] = {
+		{ 1, 0, 2 }, { 1, 0, 3 }, { 7, 0, 1 }, { 7, 0, 2 },
+		{ 7, 0, 3 }, { 0xd, 1, 0 }, { 0x80000001, 0, 2 }, { 0x80000001, 0, 3 },
+	};
+
+	for (unsigned int i = 0; i < n; i++) {
+		struct kvm_cpuid_entry2 *e =
+			i < ARRAY_SIZE(words) ? cpuid_find(vm->cpuid, words[i].fn, words[i].idx) : NULL;
+		uint32_t regs[4] = { 0 };
+
+		if (e) {
+			regs[0] = e->eax;
+			regs[1] = e->ebx;
+			regs[2] = e->ecx;
+			regs[3] = e->edx;
+		}
+		w[i] = e ? regs[words[i].reg] : 0;
+	}
+	/* leaf 1 ECX bit 27 (OSXSAVE) mirrors CR4 and leaf 1 EBX holds APIC IDs: not features */
+	if (n > 0)
+		w[0] &= ~(1u << 27);
 }
