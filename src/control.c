@@ -296,6 +296,12 @@ void control_reply_then(struct ctl_req *req, const char *json, control_done_fn d
 	send_line(cn, json);
 }
 
+void control_notify(struct ctl_req *req, const char *json)
+{
+	if (req->conn)
+		send_line(req->conn, json);
+}
+
 void control_reply(struct ctl_req *req, const char *json)
 {
 	control_reply_then(req, json, NULL, NULL);

@@ -39,6 +39,8 @@ int control_add(struct control *c, const char *cmd, control_fn fn, void *arg) __
 /* Answer @req with the JSON object @json (no newline) and release it. */
 void control_reply(struct ctl_req *req, const char *json);
 void control_reply_error(struct ctl_req *req, const char *fmt, ...) __printf(2, 3);
+/* Send an interim line (e.g. progress) for @req, which stays open. */
+void control_notify(struct ctl_req *req, const char *json);
 /* Like control_reply, then call @done once the reply has left (or the peer went away). */
 void control_reply_then(struct ctl_req *req, const char *json, control_done_fn done, void *arg);
 

@@ -104,3 +104,54 @@ int ctlclient_call(const char *path, const char *request, char *reply, size_t ca
 		snprintf(why, whylen, "talking to %s: %s", path, strerror(-err));
 	return err;
 }
+
+int ctlclient_stream(const char *path, const char *request, ctlclient_line_fn line, void *arg,
+		     int timeout_ms, char *why, size_t whylen)
+{
+	char buf[16384];
+	size_t len = 0;
+	int fd = connect_to(path, why, whylen);
+	int err;
+
+	if (fd < 0)
+		return fd;
+	err = send_all(fd, request, strlen(request));
+	if (!err)
+		err = send_all(fd, "\n", 1);
+	while (!err) {
+		struct pollfd p = { .fd = fd, .events = POLLIN };
+		char *nl = memchr(buf, '\n', len);
+		ssize_t n;
+
+		if (nl) {
+			bool last;
+
+			*nl = 0;
+			last = line(buf, arg);
+			len -= (size_t)(nl + 1 - buf);
+			memmove(buf, nl + 1, len);
+			if (last)
+				break;
+			continue;
+		}
+		if (len + 1 >= sizeof(buf)) {
+			err = -EMSGSIZE;
+			break;
+		}
+		n = poll(&p, 1, timeout_ms);
+		if (n == 0)
+			err = -ETIMEDOUT;
+		else if (n > 0 && (n = recv(fd, buf + len, sizeof(buf) - len - 1, 0)) > 0)
+			len += (size_t)n;
+		else if (n == 0)
+			err = -EPIPE;
+		else if (errno != EINTR)
+			err = -errno;
+	}
+	close(fd);
+	if (err)
+		snprintf(why, whylen, "%s: %s", path,
+			 err == -EPIPE ? "the VM closed the connection before the end"
+				       : strerror(-err));
+	return err;
+}

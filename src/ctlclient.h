@@ -3,6 +3,7 @@
 #ifndef HM_CTLCLIENT_H
 #define HM_CTLCLIENT_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include "src/util.h"
 
@@ -14,5 +15,14 @@
  */
 int ctlclient_call(const char *path, const char *request, char *reply, size_t cap, int timeout_ms,
 		   char *why, size_t whylen) __must_check;
+
+/*
+ * Like ctlclient_call for requests answered with several lines (migrate):
+ * @line is called for each line until it returns true (the final one).
+ * @timeout_ms bounds the wait for each line.
+ */
+typedef bool (*ctlclient_line_fn)(const char *line, void *arg);
+int ctlclient_stream(const char *path, const char *request, ctlclient_line_fn line, void *arg,
+		     int timeout_ms, char *why, size_t whylen) __must_check;
 
 #endif

@@ -114,10 +114,11 @@ int guest_spec_parse(const char *s, struct guest_spec *spec, char *why, size_t w
 	memset(spec, 0, sizeof(*spec));
 	spec->wss = GUEST_DEFAULT_WSS;
 	spec->seed = 1;
-	if (snprintf(buf, sizeof(buf), "%s", s) >= (int)sizeof(buf)) {
+	if (snprintf(buf, sizeof(buf), "%s", s) >= (int)sizeof(spec->text)) {
 		snprintf(why, whylen, "guest specification too long");
 		return -EINVAL;
 	}
+	snprintf(spec->text, sizeof(spec->text), "%s", s);
 	params = strchr(buf, ':');
 	if (params)
 		*params++ = 0;

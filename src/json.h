@@ -45,6 +45,7 @@ enum json_type {
 	JSON_NUMBER,
 	JSON_BOOL,
 	JSON_NULL,
+	JSON_ARRAY, /* flat array of scalars, raw text kept in str */
 };
 
 #define JSON_KEY_MAX 32
@@ -62,7 +63,7 @@ struct json_field {
  * Parse one flat JSON object from @s (@len bytes, need not be terminated)
  * into at most @max fields. Returns the number of fields, or -EINVAL with
  * a reason in *why (static string) for anything else: not an object,
- * nested values, duplicate or over-long keys, trailing data, bad escapes.
+ * objects or nested arrays as values, duplicate or over-long keys, trailing data, bad escapes.
  */
 int json_parse_flat(const char *s, size_t len, struct json_field *f, size_t max,
 		    const char **why) __must_check;

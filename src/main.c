@@ -10,16 +10,23 @@
 #include <event2/thread.h>
 #include <getopt.h>
 #include <signal.h>
+#include <pthread.h>
 #include <stdarg.h>
+#include <strings.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
+#include <sys/sysinfo.h>
 #include <unistd.h>
 #include "src/control.h"
 #include "src/ctlclient.h"
 #include "src/guest.h"
 #include "src/json.h"
+#include "src/dest.h"
 #include "src/log.h"
+#include "src/mig.h"
+#include "src/net.h"
 #include "src/parse.h"
 #include "src/vcpu.h"
 #include "src/vm.h"
@@ -79,7 +86,9 @@ static void print_main_help(void)
 	       "  verify    ask the guest to check every page it wrote\n"
 	       "  pause     stop all vCPUs and devices (the stop-and-copy barrier)\n"
 	       "  resume    restart a paused VM\n"
-	       "  stop      stop the VM; its hybridmig process exits\n\n"
+	       "  stop      stop the VM; its hybridmig process exits\n"
+	       "  incoming  wait for a migrated VM, receive it and run it\n"
+	       "  migrate   move a running VM, live, to an 'incoming' hybridmig\n\n"
 	       "'hybridmig COMMAND --help' describes each command's options.\n"
 	       "Exit status: 0 ok, 1 failure, 2 bad usage, 3 verify found bad pages.\n");
 }
@@ -380,6 +389,8 @@ static void summary_human(struct run_ctx *rc, int64_t touched, double secs)
 static int finish_run(struct run_ctx *rc)
 {
 	double secs = (double)(hm_now_ns() - rc->vm->start_ns) / 1e9;
+	struct mig_stats ms;
+	const char *to;
 	int64_t touched;
 	char msg[256];
 
@@ -393,10 +404,16 @@ static int finish_run(struct run_ctx *rc)
 	}
 	if (rc->o.json)
 		summary_json(rc, touched, secs);
-	else if (rc->o.seconds || rc->interrupted || rc->vm_err)
+	else if ((rc->o.seconds || rc->interrupted || rc->vm_err) &&
+		 !vmctl_migrated(rc->vc, &ms, &to))
 		summary_human(rc, touched, secs);
 	if (rc->vm_err)
 		return 1;
+	if (vmctl_migrated(rc->vc, &ms, &to)) {
+		if (!rc->o.json)
+			mig_report_text(&ms, to, stdout);
+		return 0;
+	}
 	if (rc->final_done && rc->final.err)
 		return 1;
 	return rc->final_done && !rc->final.ok ? EXIT_BADPAGES : 0;
@@ -447,6 +464,397 @@ out:
 	return ret;
 }
 
+static void print_reply_human(const char *cmd, const struct json_field *f, int n);
+
+/* ---- incoming ------------------------------------------------------------ */
+
+struct incoming_ctx {
+	struct run_ctx rc;
+	struct dest d;
+	pthread_t thread;
+	bool thread_started;
+	struct event *ready_ev;
+	struct event *wait_sig[2];
+	int err;
+};
+
+static void incoming_usage(void)
+{
+	printf("usage: hybridmig incoming --listen ADDR:PORT [--control PATH] [--max-mem SIZE]\n"
+	       "                          [--json] [-v]\n\n"
+	       "Waits for one VM migrated by 'hybridmig migrate', receives it, runs it and serves\n"
+	       "its control socket (the same commands as 'run'). Exits when the VM stops.\n\n"
+	       "  --listen ADDR:PORT  where the source connects (IPv4)\n"
+	       "  --control PATH      control socket of the VM once it runs here\n"
+	       "  --max-mem SIZE      refuse VMs with more RAM (default: this host's RAM)\n"
+	       "  --json              print the final summary as one JSON object\n");
+}
+
+static void *incoming_thread(void *arg)
+{
+	struct incoming_ctx *ic = arg;
+
+	ic->err = dest_receive(&ic->d);
+	event_active(ic->ready_ev, EV_READ, 0);
+	if (!ic->err)
+		dest_finish(&ic->d);
+	return NULL;
+}
+
+static void incoming_ready_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct incoming_ctx *ic = arg;
+	struct run_ctx *rc = &ic->rc;
+
+	(void)fd, (void)what;
+	if (ic->err) {
+		hm_err("incoming migration failed: %s", ic->d.why);
+		loop_stop(rc);
+		return;
+	}
+	rc->vm = ic->d.vm;
+	rc->spec = ic->d.spec;
+	if (setup_loop(rc) || vmctl_start(rc->vc)) {
+		ic->err = -EIO;
+		loop_stop(rc);
+		return;
+	}
+	fprintf(stderr,
+		"hybridmig incoming: VM running here (%llu pages received, %u rounds, switch-over "
+		"%.2f ms)\n",
+		(unsigned long long)ic->d.st.pages, ic->d.st.rounds,
+		(double)ic->d.st.switch_to_run_ns / 1e6);
+}
+
+static void incoming_sig_cb(evutil_socket_t sig, short what, void *arg)
+{
+	struct incoming_ctx *ic = arg;
+	uint64_t one = 1;
+
+	(void)sig, (void)what;
+	if (write(ic->d.stop_fd, &one, sizeof(one)) != sizeof(one))
+		hm_dbg("stop eventfd write failed");
+	ic->rc.interrupted = true;
+	loop_stop(&ic->rc);
+}
+
+static int parse_incoming(int argc, char **argv, struct incoming_ctx *ic, const char **listen)
+{
+	static const struct option opts[] = {
+		{ "listen", required_argument, NULL, 'l' }, { "control", required_argument, NULL, 's' },
+		{ "max-mem", required_argument, NULL, 'm' }, { "json", no_argument, NULL, 'j' },
+		{ "verbose", no_argument, NULL, 'v' },	     { "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct sysinfo si;
+	int c;
+
+	ic->d.max_mem = sysinfo(&si) ? HM_MAX_RAM : (uint64_t)si.totalram * si.mem_unit;
+	while ((c = getopt_long(argc, argv, "+v", opts, NULL)) != -1) {
+		switch (c) {
+		case 'l':
+			*listen = optarg;
+			break;
+		case 's':
+			ic->rc.o.control = optarg;
+			break;
+		case 'm':
+			if (parse_size(optarg, &ic->d.max_mem))
+				return usage_error("incoming", "bad --max-mem '%s'", optarg);
+			break;
+		case 'j':
+			ic->rc.o.json = true;
+			break;
+		case 'v':
+			log_set_level(log_get_level() < HM_LOG_DBG ? log_get_level() + 1 : HM_LOG_DBG);
+			break;
+		case 'h':
+			incoming_usage();
+			return -1;
+		default:
+			return usage_error("incoming", "%s", "invalid option");
+		}
+	}
+	if (optind < argc)
+		return usage_error("incoming", "unexpected argument '%s'", argv[optind]);
+	if (!*listen)
+		return usage_error("incoming", "%s", "--listen ADDR:PORT is required");
+	return 0;
+}
+
+static int incoming_wait_setup(struct incoming_ctx *ic)
+{
+	static const int sigs[2] = { SIGINT, SIGTERM };
+
+	ic->ready_ev = event_new(ic->rc.base, -1, 0, incoming_ready_cb, ic);
+	if (!ic->ready_ev)
+		return -ENOMEM;
+	for (int i = 0; i < 2; i++) {
+		ic->wait_sig[i] = evsignal_new(ic->rc.base, sigs[i], incoming_sig_cb, ic);
+		if (!ic->wait_sig[i] || event_add(ic->wait_sig[i], NULL))
+			return -ENOMEM;
+	}
+	if (pthread_create(&ic->thread, NULL, incoming_thread, ic))
+		return -EAGAIN;
+	ic->thread_started = true;
+	return 0;
+}
+
+static int cmd_incoming(int argc, char **argv)
+{
+	struct incoming_ctx *ic = calloc(1, sizeof(*ic));
+	const char *listen = "";
+	char why[256];
+	int ret;
+
+	if (!ic)
+		return 1;
+	ic->d.listen_fd = -1;
+	ic->d.stop_fd = -1;
+	ret = parse_incoming(argc, argv, ic, &listen);
+	if (ret) {
+		free(ic);
+		return ret < 0 ? 0 : ret;
+	}
+	ic->d.listen_fd = net_listen(listen, why, sizeof(why));
+	if (ic->d.listen_fd < 0) {
+		hm_err("%s", why);
+		free(ic);
+		return 1;
+	}
+	ic->d.stop_fd = eventfd(0, EFD_CLOEXEC);
+	ic->rc.base = event_base_new();
+	ret = 1;
+	if (ic->d.stop_fd < 0 || !ic->rc.base || incoming_wait_setup(ic))
+		goto out;
+	hm_info("waiting for a VM on %s", listen);
+	event_base_dispatch(ic->rc.base);
+	if (ic->thread_started) {
+		uint64_t one = 1;
+
+		if (write(ic->d.stop_fd, &one, sizeof(one)) != sizeof(one))
+			hm_dbg("stop eventfd write failed");
+		pthread_join(ic->thread, NULL);
+	}
+	ret = ic->rc.vm ? finish_run(&ic->rc) : 1;
+	if (ic->rc.vm && !ic->rc.o.json && !ic->rc.interrupted)
+		summary_human(&ic->rc, mem_resident_pages(&ic->rc.vm->mem),
+			      (double)(hm_now_ns() - ic->rc.vm->start_ns) / 1e9);
+out:
+	for (int i = 0; i < 2; i++)
+		if (ic->wait_sig[i])
+			event_free(ic->wait_sig[i]);
+	if (ic->ready_ev)
+		event_free(ic->ready_ev);
+	teardown(&ic->rc);
+	close(ic->d.listen_fd);
+	if (ic->d.stop_fd >= 0)
+		close(ic->d.stop_fd);
+	free(ic);
+	return ret;
+}
+
+/* ---- migrate ------------------------------------------------------------- */
+
+struct migrate_opts {
+	const char *control;
+	const char *to;
+	const char *mode;
+	uint64_t bandwidth;
+	uint64_t downtime_ms;
+	uint64_t timeout_s;
+	bool json;
+	bool tty;
+	int result;
+};
+
+static void migrate_usage(void)
+{
+	printf("usage: hybridmig migrate --control PATH --to ADDR:PORT [--mode precopy]\n"
+	       "                         [--bandwidth RATE] [--downtime-limit MS] [--timeout S]\n"
+	       "                         [--json]\n\n"
+	       "Moves the running VM behind the control socket PATH, live, to a destination\n"
+	       "started with 'hybridmig incoming --listen ADDR:PORT'. The VM keeps running here\n"
+	       "until the destination confirms it runs there; any failure before that leaves it\n"
+	       "running here and is reported.\n\n"
+	       "  --mode MODE          precopy (postcopy and hybrid: not yet)\n"
+	       "  --bandwidth RATE     cap, e.g. 1gbit, 500mbit, 100M (bytes/s); default unlimited\n"
+	       "  --downtime-limit MS  stop-and-copy once the rest fits in MS (default 300)\n"
+	       "  --timeout S          give up pre-copy after S seconds (default: never)\n"
+	       "  --json               progress as JSON lines and one final JSON record\n");
+}
+
+/* "1gbit", "500mbit" (bits/s) or a byte size per second ("100M"). */
+static int parse_rate(const char *s, uint64_t *out)
+{
+	size_t n = strlen(s);
+	uint64_t v;
+
+	if (n > 4 && !strcasecmp(s + n - 4, "gbit") && n < 32) {
+		char num[32];
+
+		memcpy(num, s, n - 4);
+		num[n - 4] = 0;
+		if (parse_count(num, &v) || v > 1000)
+			return -EINVAL;
+		*out = v * 1000000000ULL / 8;
+		return 0;
+	}
+	if (n > 4 && !strcasecmp(s + n - 4, "mbit") && n < 32) {
+		char num[32];
+
+		memcpy(num, s, n - 4);
+		num[n - 4] = 0;
+		if (parse_count(num, &v) || v > 1000000)
+			return -EINVAL;
+		*out = v * 1000000ULL / 8;
+		return 0;
+	}
+	return parse_size(s, out);
+}
+
+static int parse_migrate(int argc, char **argv, struct migrate_opts *o)
+{
+	static const struct option opts[] = {
+		{ "control", required_argument, NULL, 's' },
+		{ "to", required_argument, NULL, 't' },
+		{ "mode", required_argument, NULL, 'm' },
+		{ "bandwidth", required_argument, NULL, 'b' },
+		{ "downtime-limit", required_argument, NULL, 'd' },
+		{ "timeout", required_argument, NULL, 'T' },
+		{ "json", no_argument, NULL, 'j' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct sockaddr_in sa;
+	int c;
+
+	while ((c = getopt_long(argc, argv, "+", opts, NULL)) != -1) {
+		switch (c) {
+		case 's':
+			o->control = optarg;
+			break;
+		case 't':
+			if (net_parse_addr(optarg, &sa))
+				return usage_error("migrate", "bad --to '%s' (want IPV4:PORT)",
+						   optarg);
+			o->to = optarg;
+			break;
+		case 'm':
+			o->mode = optarg;
+			break;
+		case 'b':
+			if (parse_rate(optarg, &o->bandwidth))
+				return usage_error("migrate", "bad --bandwidth '%s'", optarg);
+			break;
+		case 'd':
+			if (parse_count_range(optarg, 1, 600000, &o->downtime_ms))
+				return usage_error("migrate", "bad --downtime-limit '%s' (1 to 600000 ms)",
+						   optarg);
+			break;
+		case 'T':
+			if (parse_count_range(optarg, 1, 86400, &o->timeout_s))
+				return usage_error("migrate", "bad --timeout '%s' (1 to 86400 s)",
+						   optarg);
+			break;
+		case 'j':
+			o->json = true;
+			break;
+		case 'h':
+			migrate_usage();
+			return -1;
+		default:
+			return usage_error("migrate", "%s", "invalid option");
+		}
+	}
+	if (optind < argc)
+		return usage_error("migrate", "unexpected argument '%s'", argv[optind]);
+	if (!o->control || !o->to)
+		return usage_error("migrate", "%s", "--control PATH and --to ADDR:PORT are required");
+	if (strcmp(o->mode, "precopy") && strcmp(o->mode, "postcopy") && strcmp(o->mode, "hybrid"))
+		return usage_error("migrate", "unknown --mode '%s' (precopy, postcopy, hybrid)",
+				   o->mode);
+	return 0;
+}
+
+static void migrate_progress(struct migrate_opts *o, const struct json_field *f, int n)
+{
+	const struct json_field *ph = json_find(f, (size_t)n, "phase");
+	const struct json_field *r = json_find(f, (size_t)n, "round");
+	const struct json_field *b = json_find(f, (size_t)n, "bytes_wire");
+	const struct json_field *rem = json_find(f, (size_t)n, "remaining_pages");
+	const struct json_field *bw = json_find(f, (size_t)n, "bandwidth_mbps");
+	const struct json_field *dr = json_find(f, (size_t)n, "dirty_rate_pages_per_s");
+	const struct json_field *eta = json_find(f, (size_t)n, "eta_s");
+
+	if (!o->tty || !ph || !r || !b || !rem || !bw || !dr || !eta)
+		return;
+	fprintf(stderr,
+		"\r\033[K  %-13s round %-3s sent %8.1f MiB  remaining %8s pages  %7s Mbit/s  dirty "
+		"%8s pages/s  ETA %s s",
+		ph->str, r->str, b->num / 1048576.0, rem->str, bw->str, dr->str, eta->str);
+}
+
+static bool migrate_line(const char *line, void *arg)
+{
+	struct migrate_opts *o = arg;
+	struct json_field f[48];
+	const char *why = NULL;
+	int n = json_parse_flat(line, strlen(line), f, ARRAY_SIZE(f), &why);
+	const struct json_field *ok;
+	const struct json_field *err;
+
+	if (n < 0) {
+		hm_err("malformed line from the VM: %s", why ? why : "?");
+		o->result = 1;
+		return true;
+	}
+	ok = json_find(f, (size_t)n, "ok");
+	if (o->json)
+		printf("%s\n", line), fflush(stdout);
+	if (!ok) {
+		migrate_progress(o, f, n);
+		return false;
+	}
+	if (o->tty)
+		fprintf(stderr, "\r\033[K");
+	o->result = ok->type == JSON_BOOL && ok->b ? 0 : 1;
+	err = json_find(f, (size_t)n, "error");
+	if (!o->json && o->result)
+		hm_err("migration failed: %s", err ? err->str : "unknown error");
+	if (!o->json && json_find(f, (size_t)n, "event"))
+		print_reply_human("migration", f, n);
+	return true;
+}
+
+static int cmd_migrate(int argc, char **argv)
+{
+	struct migrate_opts o = { .mode = "precopy", .downtime_ms = 300, .result = 1 };
+	char req[512];
+	char why[256];
+	struct json_out j;
+	int ret = parse_migrate(argc, argv, &o);
+
+	if (ret)
+		return ret < 0 ? 0 : ret;
+	o.tty = isatty(STDERR_FILENO) && !o.json;
+	json_init(&j, req, sizeof(req));
+	json_obj_begin(&j, NULL);
+	json_str(&j, "cmd", "migrate");
+	json_str(&j, "to", o.to);
+	json_str(&j, "mode", o.mode);
+	json_u64(&j, "bandwidth", o.bandwidth);
+	json_u64(&j, "downtime_limit_ms", o.downtime_ms);
+	json_u64(&j, "timeout_s", o.timeout_s);
+	json_obj_end(&j);
+	/* progress comes every 0.5 s; a silent minute means the VM is gone */
+	if (ctlclient_stream(o.control, req, migrate_line, &o, 60000, why, sizeof(why))) {
+		hm_err("%s", why);
+		return 1;
+	}
+	return o.result;
+}
+
 /* ---- control clients ----------------------------------------------------- */
 
 static void print_reply_human(const char *cmd, const struct json_field *f, int n)
@@ -457,6 +865,8 @@ static void print_reply_human(const char *cmd, const struct json_field *f, int n
 			continue;
 		if (f[i].type == JSON_STRING || f[i].type == JSON_NUMBER)
 			printf("  %-24s %s\n", f[i].key, f[i].str);
+		else if (f[i].type == JSON_ARRAY)
+			printf("  %-24s [%s]\n", f[i].key, f[i].str);
 		else if (f[i].type == JSON_BOOL)
 			printf("  %-24s %s\n", f[i].key, f[i].b ? "true" : "false");
 		else
@@ -564,6 +974,10 @@ int main(int argc, char **argv)
 	}
 	if (!strcmp(cmd, "run"))
 		return cmd_run(argc - 1, argv + 1);
+	if (!strcmp(cmd, "incoming"))
+		return cmd_incoming(argc - 1, argv + 1);
+	if (!strcmp(cmd, "migrate"))
+		return cmd_migrate(argc - 1, argv + 1);
 	for (size_t i = 0; i < ARRAY_SIZE(clients); i++)
 		if (!strcmp(cmd, clients[i]))
 			return cmd_client(cmd, argc - 1, argv + 1);

@@ -36,6 +36,8 @@
 /* largest payload: a full uncompressed batch, or the largest VMSTATE */
 #define PROTO_MAX_PAYLOAD (PROTO_PAGES_HDR + PROTO_BATCH_MAX * (8 + PROTO_PAGE_SIZE))
 #define PROTO_VMSTATE_MAX (256 * 1024)
+/* receive buffers hold any frame */
+#define PROTO_FRAME_MAX (PROTO_MAX_PAYLOAD > PROTO_VMSTATE_MAX ? PROTO_MAX_PAYLOAD : PROTO_VMSTATE_MAX)
 #define PROTO_MSG_MAX 240
 #define PROTO_SPEC_MAX 256
 

@@ -11,6 +11,7 @@
 #include "src/json.h"
 #include "src/log.h"
 #include "src/meter.h"
+#include "src/mig.h"
 #include "src/vm.h"
 
 #define SAMPLE_MS      100
@@ -37,6 +38,14 @@ struct vmctl {
 	vmctl_exit_fn exit_fn;
 	void *exit_arg;
 	bool exited;
+	/* migration out */
+	struct mig *mig;
+	struct ctl_req *mig_req;
+	struct event *mig_done_ev;	/* activated from the migration thread */
+	struct event *mig_tick_ev;	/* progress lines to the requester */
+	struct mig_params mp;
+	struct mig_stats mig_final;
+	bool migrated;
 };
 
 static void verify_finish(struct vmctl *vc, const struct devwin_verdict *v);
@@ -115,6 +124,9 @@ static void sample_cb(evutil_socket_t fd, short what, void *arg)
 	meter_add(&vc->units, hm_now_ns(), devwin_units(&vc->vm->dw));
 }
 
+static void mig_done_loop_cb(evutil_socket_t fd, short what, void *arg);
+static void mig_tick_cb(evutil_socket_t fd, short what, void *arg);
+
 struct vmctl *vmctl_new(struct event_base *base, struct vm *vm, const struct guest_spec *spec)
 {
 	struct vmctl *vc = calloc(1, sizeof(*vc));
@@ -130,7 +142,10 @@ struct vmctl *vmctl_new(struct event_base *base, struct vm *vm, const struct gue
 	vc->verdict_ev = event_new(base, -1, 0, verdict_loop_cb, vc);
 	vc->verify_timeout_ev = event_new(base, -1, 0, verify_timeout_cb, vc);
 	vc->stopped_ev = event_new(base, -1, 0, stopped_loop_cb, vc);
-	if (!vc->sample_ev || !vc->verdict_ev || !vc->verify_timeout_ev || !vc->stopped_ev) {
+	vc->mig_done_ev = event_new(base, -1, 0, mig_done_loop_cb, vc);
+	vc->mig_tick_ev = event_new(base, -1, EV_PERSIST, mig_tick_cb, vc);
+	if (!vc->sample_ev || !vc->verdict_ev || !vc->verify_timeout_ev || !vc->stopped_ev ||
+	    !vc->mig_done_ev || !vc->mig_tick_ev) {
 		vmctl_free(vc);
 		return NULL;
 	}
@@ -148,6 +163,17 @@ void vmctl_free(struct vmctl *vc)
 		devwin_verify_cancel(&vc->vm->dw);
 		verify_finish(vc, &v);
 	}
+	if (vc->mig) {
+		mig_cancel(vc->mig);
+		mig_free(vc->mig);
+		vc->mig = NULL;
+	}
+	if (vc->mig_req)
+		control_reply_error(vc->mig_req, "shutting down");
+	if (vc->mig_done_ev)
+		event_free(vc->mig_done_ev);
+	if (vc->mig_tick_ev)
+		event_free(vc->mig_tick_ev);
 	vm_set_stop_cb(vc->vm, NULL, NULL);
 	if (vc->sample_ev)
 		event_free(vc->sample_ev);
@@ -316,6 +342,10 @@ static void cmd_verify(struct ctl_req *req, const struct json_field *f, size_t n
 	int err;
 
 	(void)f, (void)n;
+	if (vc->mig) {
+		control_reply_error(req, "a migration is running: verify after it");
+		return;
+	}
 	err = vmctl_verify(vc, NULL, NULL);
 	if (err == -EBUSY)
 		control_reply_error(req, "a verify is already running");
@@ -334,6 +364,10 @@ static void cmd_pause(struct ctl_req *req, const struct json_field *f, size_t n,
 	int err;
 
 	(void)f, (void)n;
+	if (vc->mig) {
+		control_reply_error(req, "a migration is running");
+		return;
+	}
 	if (vc->verify_busy) {
 		control_reply_error(req, "a verify is running: pause after it");
 		return;
@@ -370,9 +404,187 @@ static void cmd_stop(struct ctl_req *req, const struct json_field *f, size_t n, 
 	control_reply_then(req, "{\"ok\":true,\"state\":\"stopping\"}", stop_after_reply, arg);
 }
 
+/* ---- migration out --------------------------------------------------------- */
+
+#define MIG_TICK_MS 500
+
+static void mig_done_thread_cb(void *arg)
+{
+	struct vmctl *vc = arg;
+
+	event_active(vc->mig_done_ev, EV_READ, 0);
+}
+
+static void mig_tick_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct vmctl *vc = arg;
+	struct mig_stats s;
+	char buf[1024];
+	struct json_out j;
+	double eta;
+
+	(void)fd, (void)what;
+	if (!vc->mig || !vc->mig_req)
+		return;
+	mig_snapshot(vc->mig, &s);
+	eta = s.bandwidth > 0 ? (double)s.remaining * HM_PAGE_SIZE / s.bandwidth : -1;
+	json_init(&j, buf, sizeof(buf));
+	json_obj_begin(&j, NULL);
+	json_str(&j, "event", "progress");
+	json_str(&j, "phase", s.phase);
+	json_u64(&j, "round", s.rounds);
+	json_dbl(&j, "elapsed_s", (double)(hm_now_ns() - s.start_ns) / 1e9, 1);
+	json_u64(&j, "bytes_wire", s.bytes_wire);
+	json_u64(&j, "remaining_pages", s.remaining);
+	json_dbl(&j, "bandwidth_mbps", s.bandwidth * 8 / 1e6, 1);
+	json_dbl(&j, "dirty_rate_pages_per_s", s.dirty_rate, 0);
+	json_dbl(&j, "eta_s", eta, 1);
+	json_obj_end(&j);
+	if (json_done(&j))
+		control_notify(vc->mig_req, buf);
+}
+
+static void mig_done_loop_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct vmctl *vc = arg;
+	struct ctl_req *req = vc->mig_req;
+	char buf[4096];
+	struct json_out j;
+
+	(void)fd, (void)what;
+	event_del(vc->mig_tick_ev);
+	mig_snapshot(vc->mig, &vc->mig_final);
+	mig_free(vc->mig);
+	vc->mig = NULL;
+	vc->mig_req = NULL;
+	vc->migrated = !vc->mig_final.err;
+	if (vc->mig_final.err)
+		hm_err("migration to %s failed: %s", vc->mp.to, vc->mig_final.error);
+	json_init(&j, buf, sizeof(buf));
+	json_obj_begin(&j, NULL);
+	json_bool(&j, "ok", vc->migrated);
+	json_str(&j, "event", "done");
+	json_str(&j, "mode", mig_mode_name(vc->mp.mode));
+	json_str(&j, "to", vc->mp.to);
+	mig_report_json(&vc->mig_final, &j);
+	json_obj_end(&j);
+	if (!json_done(&j))
+		snprintf(buf, sizeof(buf), "{\"ok\":false,\"error\":\"report too long\"}");
+	/* moved: this side is done once the report is out */
+	if (req && vc->migrated)
+		control_reply_then(req, buf, stop_after_reply, vc);
+	else if (req)
+		control_reply(req, buf);
+	else if (vc->migrated)
+		notify_exit(vc, 0);
+}
+
+static int num_field(const struct json_field *f, size_t n, const char *key, double min, double max,
+		     double *out)
+{
+	const struct json_field *x = json_find(f, n, key);
+
+	if (!x)
+		return 0;
+	if (x->type != JSON_NUMBER || x->num < min || x->num > max)
+		return -EINVAL;
+	*out = x->num;
+	return 0;
+}
+
+static const char *migrate_params(struct vmctl *vc, const struct json_field *f, size_t n)
+{
+	const struct json_field *to = json_find(f, n, "to");
+	const struct json_field *mode = json_find(f, n, "mode");
+	double bw = 0;
+	double dl = 300;
+	double to_s = 0;
+
+	memset(&vc->mp, 0, sizeof(vc->mp));
+	if (!to || to->type != JSON_STRING || !*to->str)
+		return "migrate needs \"to\": \"ADDR:PORT\"";
+	if (strlen(to->str) >= sizeof(vc->mp.to))
+		return "\"to\" is too long";
+	memcpy(vc->mp.to, to->str, strlen(to->str) + 1);
+	if (mode && (mode->type != JSON_STRING || strcmp(mode->str, "precopy")))
+		return mode->type == JSON_STRING && (!strcmp(mode->str, "postcopy") ||
+						     !strcmp(mode->str, "hybrid"))
+			       ? "this build migrates with mode precopy only (postcopy and hybrid "
+				 "are not implemented yet)"
+			       : "unknown mode (precopy, postcopy, hybrid)";
+	if (num_field(f, n, "bandwidth", 0, 1e12, &bw))
+		return "bandwidth must be bytes/s, 0 to 1e12";
+	if (num_field(f, n, "downtime_limit_ms", 1, 600000, &dl))
+		return "downtime_limit_ms must be 1 to 600000";
+	if (num_field(f, n, "timeout_s", 0, 86400, &to_s))
+		return "timeout_s must be 0 to 86400";
+	vc->mp.mode = MIG_PRECOPY;
+	vc->mp.bandwidth = (uint64_t)bw;
+	vc->mp.downtime_limit_ns = (uint64_t)(dl * 1e6);
+	vc->mp.timeout_ns = (uint64_t)(to_s * 1e9);
+	snprintf(vc->mp.spec, sizeof(vc->mp.spec), "%s", vc->spec->text);
+	vc->mp.units_before = meter_rate(&vc->units, RATE_WINDOW_NS);
+	return NULL;
+}
+
+static void cmd_migrate(struct ctl_req *req, const struct json_field *f, size_t n, void *arg)
+{
+	struct vmctl *vc = arg;
+	struct timeval tv = { 0, MIG_TICK_MS * 1000 };
+	const char *bad;
+
+	if (vc->mig) {
+		control_reply_error(req, "a migration is already running");
+		return;
+	}
+	if (vm_get_state(vc->vm) != VM_RUNNING || vc->verify_busy) {
+		control_reply_error(req, "the VM must be running, with no verify in flight");
+		return;
+	}
+	bad = migrate_params(vc, f, n);
+	if (bad) {
+		control_reply_error(req, "%s", bad);
+		return;
+	}
+	vc->mig = mig_start(vc->vm, &vc->mp, mig_done_thread_cb, vc);
+	if (!vc->mig) {
+		control_reply_error(req, "cannot start the migration: out of memory");
+		return;
+	}
+	vc->mig_req = req;
+	event_add(vc->mig_tick_ev, &tv);
+}
+
+static void cmd_cancel(struct ctl_req *req, const struct json_field *f, size_t n, void *arg)
+{
+	struct vmctl *vc = arg;
+
+	(void)f, (void)n;
+	if (!vc->mig) {
+		control_reply_error(req, "no migration is running");
+		return;
+	}
+	mig_cancel(vc->mig);
+	control_reply(req, "{\"ok\":true,\"state\":\"cancelling\"}");
+}
+
+bool vmctl_migrated(struct vmctl *vc, struct mig_stats *s, const char **to)
+{
+	if (vc->migrated) {
+		*s = vc->mig_final;
+		*to = vc->mp.to;
+	}
+	return vc->migrated;
+}
+
 int vmctl_attach(struct vmctl *vc, struct control *ctl)
 {
 	int err = control_add(ctl, "status", cmd_status, vc);
+
+	if (!err)
+		err = control_add(ctl, "migrate", cmd_migrate, vc);
+	if (!err)
+		err = control_add(ctl, "migrate_cancel", cmd_cancel, vc);
 
 	if (!err)
 		err = control_add(ctl, "verify", cmd_verify, vc);

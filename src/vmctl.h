@@ -20,6 +20,7 @@ struct vm;
 struct json_out;
 struct guest_spec;
 struct vmctl;
+struct mig_stats;
 
 /* Verdict of a verify this side asked for; v->err < 0 when it could not run. */
 typedef void (*vmctl_verify_fn)(void *arg, const struct devwin_verdict *v);
@@ -46,6 +47,8 @@ int vmctl_verify(struct vmctl *vc, vmctl_verify_fn fn, void *arg) __must_check;
 void vmctl_status(struct vmctl *vc, struct json_out *j);
 /* Last verdict; false when no verify has completed. */
 bool vmctl_last_verdict(struct vmctl *vc, struct devwin_verdict *v);
+/* True once the VM has moved away; its report and destination come back. */
+bool vmctl_migrated(struct vmctl *vc, struct mig_stats *s, const char **to);
 /* Average work units per second since the first progress report. */
 double vmctl_units_avg(struct vmctl *vc);
 

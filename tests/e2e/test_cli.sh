@@ -32,7 +32,7 @@ s = socket.socket(socket.AF_UNIX)
 s.connect(sys.argv[1])
 f = s.makefile("rwb")
 for line in [b"not json", b'{"cmd":"frobnicate"}', b'{"nocmd":1}', b'{"cmd":"status"} trailing',
-             b'{"cmd":["status"]}', b'{"cmd":"status"}']:
+             b'{"cmd":{"a":1}}', b'{"cmd":"status"}']:
     f.write(line + b"\n"); f.flush()
     print(f.readline().decode().strip())
 PY

@@ -1,0 +1,53 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Destination side: accept one migration, check that this host can run
+ * the VM, build it, place the pages it receives, restore its state and
+ * start it. Blocking; runs on a worker thread. Everything read from the
+ * wire is validated (proto.c, vmstate.c, mem_gpa_to_hva) before use; any
+ * problem is answered with an ERROR frame and a clean abort.
+ */
+#ifndef HM_DEST_H
+#define HM_DEST_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include "src/guest.h"
+#include "src/net.h"
+#include "src/util.h"
+
+struct vm;
+
+struct dest_stats {
+	uint64_t pages;		/* pages placed */
+	uint64_t zero_pages;
+	uint64_t bytes;		/* bytes read */
+	uint32_t rounds;
+	uint64_t switch_to_run_ns;
+};
+
+struct dest {
+	int listen_fd;		/* not owned */
+	int stop_fd;		/* not owned: readable = give up waiting */
+	uint64_t max_mem;	/* refuse VMs with more RAM */
+	struct net_conn c;
+	struct vm *vm;		/* built here; handed to the caller on success */
+	struct guest_spec spec;
+	struct dest_stats st;
+	uint64_t run_ns;	/* when the vCPUs started */
+	bool refused;		/* a REFUSE went out: no ERROR after it */
+	uint8_t rx[PROTO_FRAME_MAX];
+	uint8_t scratch[PROTO_BATCH_MAX * PROTO_PAGE_SIZE];
+	char why[256];
+};
+
+/*
+ * Accept one source and receive its VM until it runs here. On success
+ * d->vm is running and owned by the caller; the connection stays open for
+ * dest_finish(). On failure returns -errno with d->why set and frees
+ * everything it built.
+ */
+int dest_receive(struct dest *d) __must_check;
+/* Tell the source how the guest runs here (after ~1 s), then close. */
+void dest_finish(struct dest *d);
+
+#endif

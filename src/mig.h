@@ -1,0 +1,90 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Source side of a migration: a worker thread that connects to the
+ * destination, runs the pre-migration checks, pre-copy rounds and the
+ * stop-and-copy, and gives the VM up only when the destination says its
+ * vCPUs run. Any failure before that resumes the VM here and reports.
+ *
+ * The thread touches the VM through vm_pause/vm_resume, the dirty log and
+ * guest RAM reads; the owner (vmctl, on the loop) reads progress with
+ * mig_snapshot() and is told of the end through @done (from the worker
+ * thread: hand it to the loop).
+ */
+#ifndef HM_MIG_H
+#define HM_MIG_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include "src/util.h"
+
+struct vm;
+struct json_out;
+
+enum mig_mode {
+	MIG_PRECOPY = 0,
+	MIG_POSTCOPY = 1,
+	MIG_HYBRID = 2,
+};
+
+struct mig_params {
+	char to[64];			/* ADDR:PORT */
+	enum mig_mode mode;
+	uint64_t bandwidth;		/* bytes/s, 0 = unlimited */
+	uint64_t downtime_limit_ns;	/* default 300 ms, as QEMU/libvirt */
+	uint64_t timeout_ns;		/* give up pre-copy after this, 0 = never */
+	char spec[256];			/* guest spec, for the destination */
+	double units_before;		/* guest work units/s before the migration */
+};
+
+#define MIG_MAX_ROUNDS 64
+
+/* Everything the report needs; a consistent copy comes from mig_snapshot(). */
+struct mig_stats {
+	const char *phase;		/* connecting, checks, precopy, stop-and-copy, done, failed */
+	uint64_t start_ns;
+	uint64_t end_ns;
+	uint32_t rounds;
+	uint64_t round_pages[MIG_MAX_ROUNDS];
+	double round_dirty_rate[MIG_MAX_ROUNDS]; /* pages/s during the round */
+	uint64_t bytes_wire;
+	uint64_t bytes_raw;		/* page bytes before compression and zero elision */
+	uint64_t pages_sent;
+	uint64_t zero_pages;
+	uint64_t remaining;		/* pages still to send */
+	double bandwidth;		/* bytes/s measured */
+	double dirty_rate;		/* pages/s, last harvest */
+	uint64_t rtt_ns;
+	uint64_t predicted_downtime_ns;
+	uint64_t src_pause_ns;		/* source vCPUs stopped -> STARTED read */
+	uint64_t dst_switch_ns;		/* destination: SWITCH read -> vCPUs running */
+	uint64_t downtime_ns;		/* src_pause - rtt/2 */
+	uint64_t guest_gap_ns;		/* longest progress gap the guest saw */
+	uint64_t dst_first_report_ns;
+	double units_before;
+	double units_during;
+	double units_after;
+	int err;
+	char error[256];
+};
+
+typedef void (*mig_done_fn)(void *arg);
+
+struct mig;
+
+/* Start migrating @vm (running, not owned). NULL on allocation failure. */
+struct mig *mig_start(struct vm *vm, const struct mig_params *p, mig_done_fn done, void *arg);
+/* Consistent copy of the statistics (any thread). */
+void mig_snapshot(struct mig *m, struct mig_stats *out);
+/* Ask the worker to give up (pre-copy only); the VM keeps running here. */
+void mig_cancel(struct mig *m);
+/* Join and free. Accepts NULL. */
+void mig_free(struct mig *m);
+/* Append the report members (flat, plus a round array) to the open object @j. */
+void mig_report_json(const struct mig_stats *s, struct json_out *j);
+/* Human report. */
+void mig_report_text(const struct mig_stats *s, const char *to, FILE *f);
+const char *mig_mode_name(enum mig_mode m);
+
+#endif
