@@ -13,7 +13,7 @@
 #include "src/vm.h"
 #include "src/vmstate.h"
 
-#define IO_TIMEOUT_MS 15000
+#define IO_TIMEOUT_MS	15000
 #define AFTER_WINDOW_NS (1 * NSEC_PER_SEC)
 
 static int fail(struct dest *d, int err, const char *fmt, ...) __printf(3, 4);
@@ -82,17 +82,18 @@ static int hello(struct dest *d)
 static int check_cpuid(struct dest *d, const struct proto_vmdesc *m)
 {
 	static const char *const names[PROTO_CPUID_WORDS] = {
-		"1.ecx", "1.edx", "7.ebx", "7.ecx", "7.edx", "0xd.1.eax", "0x80000001.ecx",
-		"0x80000001.edx",
+		"1.ecx", "1.edx",     "7.ebx",		"7.ecx",
+		"7.edx", "0xd.1.eax", "0x80000001.ecx", "0x80000001.edx",
 	};
 	uint32_t ours[PROTO_CPUID_WORDS];
 
 	vm_arch_features(d->vm, ours, PROTO_CPUID_WORDS);
 	for (int i = 0; i < PROTO_CPUID_WORDS; i++)
 		if (m->cpuid[i] & ~ours[i])
-			return fail(d, -ENOTSUP,
-				    "this host lacks CPUID features the guest uses (leaf %s bits 0x%x)",
-				    names[i], m->cpuid[i] & ~ours[i]);
+			return fail(
+			    d, -ENOTSUP,
+			    "this host lacks CPUID features the guest uses (leaf %s bits 0x%x)",
+			    names[i], m->cpuid[i] & ~ours[i]);
 	return 0;
 }
 
@@ -103,7 +104,8 @@ static int build_vm(struct dest *d, const struct proto_vmdesc *m)
 	int err;
 
 	if (m->mem_bytes > d->max_mem)
-		return fail(d, -ENOMEM, "the VM needs %llu MiB of RAM; this host accepts at most %llu MiB",
+		return fail(d, -ENOMEM,
+			    "the VM needs %llu MiB of RAM; this host accepts at most %llu MiB",
 			    (unsigned long long)(m->mem_bytes >> 20),
 			    (unsigned long long)(d->max_mem >> 20));
 	if (m->mem_bytes > HM_MAX_RAM || m->nr_vcpus > HM_MAX_VCPUS)
@@ -121,8 +123,8 @@ static int build_vm(struct dest *d, const struct proto_vmdesc *m)
 		err = vm_new(&cfg, &d->vm, why, sizeof(why));
 	if (err)
 		return fail(d, err, "cannot create the VM here: %s", why);
-	if (m->tsc_khz && (m->tsc_khz > d->vm->tsc_khz * 101 / 100 ||
-			   m->tsc_khz < d->vm->tsc_khz * 99 / 100))
+	if (m->tsc_khz &&
+	    (m->tsc_khz > d->vm->tsc_khz * 101 / 100 || m->tsc_khz < d->vm->tsc_khz * 99 / 100))
 		hm_warn("TSC frequency differs (source %llu kHz, here %llu kHz)",
 			(unsigned long long)m->tsc_khz, (unsigned long long)d->vm->tsc_khz);
 	return check_cpuid(d, m);
@@ -172,7 +174,8 @@ static int place_pages(struct dest *d, size_t len)
 	if (p.flags & PROTO_PAGES_LZ4) {
 		if (p.raw_len > sizeof(d->scratch) ||
 		    compress_decode(p.data, p.data_len, d->scratch, p.raw_len))
-			return fail(d, -EBADMSG, "bad page batch: lz4 data does not decode to the batch");
+			return fail(d, -EBADMSG,
+				    "bad page batch: lz4 data does not decode to the batch");
 		data = d->scratch;
 	}
 	for (uint32_t i = 0; i < p.count; i++) {
@@ -308,8 +311,8 @@ int dest_receive(struct dest *d)
 	memset(&d->st, 0, sizeof(d->st));
 	fd = net_accept(d->listen_fd, d->stop_fd, -1);
 	if (fd < 0)
-		return fail(d, fd, "%s", fd == -ECANCELED ? "stopped while waiting for a VM"
-							  : strerror(-fd));
+		return fail(d, fd, "%s",
+			    fd == -ECANCELED ? "stopped while waiting for a VM" : strerror(-fd));
 	net_init(&d->c, fd, IO_TIMEOUT_MS);
 	err = hello(d);
 	if (!err)

@@ -18,23 +18,23 @@
 struct vm;
 
 struct dest_stats {
-	uint64_t pages;		/* pages placed */
+	uint64_t pages; /* pages placed */
 	uint64_t zero_pages;
-	uint64_t bytes;		/* bytes read */
+	uint64_t bytes; /* bytes read */
 	uint32_t rounds;
 	uint64_t switch_to_run_ns;
 };
 
 struct dest {
-	int listen_fd;		/* not owned */
-	int stop_fd;		/* not owned: readable = give up waiting */
-	uint64_t max_mem;	/* refuse VMs with more RAM */
+	int listen_fd;	  /* not owned */
+	int stop_fd;	  /* not owned: readable = give up waiting */
+	uint64_t max_mem; /* refuse VMs with more RAM */
 	struct net_conn c;
-	struct vm *vm;		/* built here; handed to the caller on success */
+	struct vm *vm; /* built here; handed to the caller on success */
 	struct guest_spec spec;
 	struct dest_stats st;
-	uint64_t run_ns;	/* when the vCPUs started */
-	bool refused;		/* a REFUSE went out: no ERROR after it */
+	uint64_t run_ns; /* when the vCPUs started */
+	bool refused;	 /* a REFUSE went out: no ERROR after it */
 	uint8_t rx[PROTO_FRAME_MAX];
 	uint8_t scratch[PROTO_BATCH_MAX * PROTO_PAGE_SIZE];
 	char why[256];

@@ -17,12 +17,12 @@ struct vm;
 struct bitmap;
 
 struct dirty {
-	struct vm *vm;		/* not owned */
-	uint64_t *log;		/* KVM's bitmap for slot 0, owned */
+	struct vm *vm; /* not owned */
+	uint64_t *log; /* KVM's bitmap for slot 0, owned */
 	uint64_t words;
 	bool enabled;
-	uint64_t last_ns;	/* time of the previous harvest, for the rate */
-	double rate;		/* pages/s seen by the last harvest */
+	uint64_t last_ns; /* time of the previous harvest, for the rate */
+	double rate;	  /* pages/s seen by the last harvest */
 };
 
 /* Turn dirty logging on for the RAM slot. Returns 0 or -errno. */

@@ -29,7 +29,7 @@ struct guest_spec {
 	uint64_t io_mbps; /* I/O device rate, MB/s (10^6 bytes), 0 = off */
 	uint64_t seed;
 	enum hm_fault_kind fault;
-	char text[256];		/* the spec as given, for the migration destination */
+	char text[256]; /* the spec as given, for the migration destination */
 };
 
 #define GUEST_IO_SLOTS	  256

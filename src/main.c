@@ -541,9 +541,12 @@ static void incoming_sig_cb(evutil_socket_t sig, short what, void *arg)
 static int parse_incoming(int argc, char **argv, struct incoming_ctx *ic, const char **listen)
 {
 	static const struct option opts[] = {
-		{ "listen", required_argument, NULL, 'l' }, { "control", required_argument, NULL, 's' },
-		{ "max-mem", required_argument, NULL, 'm' }, { "json", no_argument, NULL, 'j' },
-		{ "verbose", no_argument, NULL, 'v' },	     { "help", no_argument, NULL, 'h' },
+		{ "listen", required_argument, NULL, 'l' },
+		{ "control", required_argument, NULL, 's' },
+		{ "max-mem", required_argument, NULL, 'm' },
+		{ "json", no_argument, NULL, 'j' },
+		{ "verbose", no_argument, NULL, 'v' },
+		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct sysinfo si;
@@ -566,7 +569,8 @@ static int parse_incoming(int argc, char **argv, struct incoming_ctx *ic, const 
 			ic->rc.o.json = true;
 			break;
 		case 'v':
-			log_set_level(log_get_level() < HM_LOG_DBG ? log_get_level() + 1 : HM_LOG_DBG);
+			log_set_level(log_get_level() < HM_LOG_DBG ? log_get_level() + 1
+								   : HM_LOG_DBG);
 			break;
 		case 'h':
 			incoming_usage();
@@ -670,18 +674,19 @@ struct migrate_opts {
 
 static void migrate_usage(void)
 {
-	printf("usage: hybridmig migrate --control PATH --to ADDR:PORT [--mode precopy]\n"
-	       "                         [--bandwidth RATE] [--downtime-limit MS] [--timeout S]\n"
-	       "                         [--json]\n\n"
-	       "Moves the running VM behind the control socket PATH, live, to a destination\n"
-	       "started with 'hybridmig incoming --listen ADDR:PORT'. The VM keeps running here\n"
-	       "until the destination confirms it runs there; any failure before that leaves it\n"
-	       "running here and is reported.\n\n"
-	       "  --mode MODE          precopy (postcopy and hybrid: not yet)\n"
-	       "  --bandwidth RATE     cap, e.g. 1gbit, 500mbit, 100M (bytes/s); default unlimited\n"
-	       "  --downtime-limit MS  stop-and-copy once the rest fits in MS (default 300)\n"
-	       "  --timeout S          give up pre-copy after S seconds (default: never)\n"
-	       "  --json               progress as JSON lines and one final JSON record\n");
+	printf(
+	    "usage: hybridmig migrate --control PATH --to ADDR:PORT [--mode precopy]\n"
+	    "                         [--bandwidth RATE] [--downtime-limit MS] [--timeout S]\n"
+	    "                         [--json]\n\n"
+	    "Moves the running VM behind the control socket PATH, live, to a destination\n"
+	    "started with 'hybridmig incoming --listen ADDR:PORT'. The VM keeps running here\n"
+	    "until the destination confirms it runs there; any failure before that leaves it\n"
+	    "running here and is reported.\n\n"
+	    "  --mode MODE          precopy (postcopy and hybrid: not yet)\n"
+	    "  --bandwidth RATE     cap, e.g. 1gbit, 500mbit, 100M (bytes/s); default unlimited\n"
+	    "  --downtime-limit MS  stop-and-copy once the rest fits in MS (default 300)\n"
+	    "  --timeout S          give up pre-copy after S seconds (default: never)\n"
+	    "  --json               progress as JSON lines and one final JSON record\n");
 }
 
 /* "1gbit", "500mbit" (bits/s) or a byte size per second ("100M"). */
@@ -749,7 +754,8 @@ static int parse_migrate(int argc, char **argv, struct migrate_opts *o)
 			break;
 		case 'd':
 			if (parse_count_range(optarg, 1, 600000, &o->downtime_ms))
-				return usage_error("migrate", "bad --downtime-limit '%s' (1 to 600000 ms)",
+				return usage_error("migrate",
+						   "bad --downtime-limit '%s' (1 to 600000 ms)",
 						   optarg);
 			break;
 		case 'T':
@@ -770,7 +776,8 @@ static int parse_migrate(int argc, char **argv, struct migrate_opts *o)
 	if (optind < argc)
 		return usage_error("migrate", "unexpected argument '%s'", argv[optind]);
 	if (!o->control || !o->to)
-		return usage_error("migrate", "%s", "--control PATH and --to ADDR:PORT are required");
+		return usage_error("migrate", "%s",
+				   "--control PATH and --to ADDR:PORT are required");
 	if (strcmp(o->mode, "precopy") && strcmp(o->mode, "postcopy") && strcmp(o->mode, "hybrid"))
 		return usage_error("migrate", "unknown --mode '%s' (precopy, postcopy, hybrid)",
 				   o->mode);

@@ -21,9 +21,9 @@
 #include "src/vmstate.h"
 
 #define CONNECT_TIMEOUT_MS 5000
-#define IO_TIMEOUT_MS 10000
-#define CHECKS_TIMEOUT_MS 30000
-#define AFTER_TIMEOUT_MS 3000
+#define IO_TIMEOUT_MS	   10000
+#define CHECKS_TIMEOUT_MS  30000
+#define AFTER_TIMEOUT_MS   3000
 /* rounds shorter than this are too short to measure the bandwidth */
 #define MIN_MEASURE_NS (20 * NSEC_PER_MSEC)
 
@@ -33,12 +33,12 @@ struct mig {
 	mig_done_fn done;
 	void *done_arg;
 	pthread_t thread;
-	pthread_mutex_t lock;	/* guards s */
+	pthread_mutex_t lock; /* guards s */
 	struct mig_stats s;
-	bool cancel;		/* atomic */
+	bool cancel; /* atomic */
 	struct net_conn c;
 	struct dirty dirty;
-	struct bitmap todo;	/* pages to send */
+	struct bitmap todo; /* pages to send */
 	struct compress lz;
 	uint8_t head[PROTO_PAGES_HDR + 8 * PROTO_BATCH_MAX];
 	uint8_t raw[PROTO_BATCH_MAX * PROTO_PAGE_SIZE];
@@ -200,9 +200,9 @@ static int send_batch(struct mig *m, uint64_t *gfns, uint32_t n)
 		data += HM_PAGE_SIZE;
 	}
 	lz = data ? compress_batch(&m->lz, m->raw, data, m->lzbuf, sizeof(m->lzbuf)) : 0;
-	v[0] = (struct iovec){ m->head, proto_pages_encode_head(m->head, gfns, n,
-							       lz ? PROTO_PAGES_LZ4 : 0,
-							       lz ? (uint32_t)lz : data) };
+	v[0] = (struct iovec){ m->head,
+			       proto_pages_encode_head(m->head, gfns, n, lz ? PROTO_PAGES_LZ4 : 0,
+						       lz ? (uint32_t)lz : data) };
 	v[1] = (struct iovec){ lz ? m->lzbuf : m->raw, lz ? lz : data };
 	err = net_send(&m->c, PROTO_PAGES, lz ? PROTO_PAGES_LZ4 : 0, v, 2);
 	if (err)
@@ -263,6 +263,8 @@ static uint64_t predict_ns(struct mig *m, uint64_t pages)
 {
 	double bytes = (double)pages * HM_PAGE_SIZE * wire_ratio(m);
 
+	if (!pages)
+		return m->s.rtt_ns;
 	if (m->s.bandwidth <= 0)
 		return UINT64_MAX;
 	return (uint64_t)(bytes / m->s.bandwidth * 1e9) + m->s.rtt_ns;
@@ -282,9 +284,11 @@ static int precopy_round(struct mig *m)
 		return err;
 	dirtied = dirty_harvest(&m->dirty, &m->todo);
 	if (dirtied < 0)
-		return fail(m, (int)dirtied, "KVM_GET_DIRTY_LOG failed: %s", strerror((int)-dirtied));
+		return fail(m, (int)dirtied, "KVM_GET_DIRTY_LOG failed: %s",
+			    strerror((int)-dirtied));
 	pthread_mutex_lock(&m->lock);
-	if (hm_now_ns() - t0 >= MIN_MEASURE_NS)
+	/* short rounds say little about the link: keep the previous figure unless none */
+	if (hm_now_ns() - t0 >= MIN_MEASURE_NS || (m->s.bandwidth <= 0 && m->c.sent > w0))
 		m->s.bandwidth = (double)(m->c.sent - w0) * 1e9 / (double)(hm_now_ns() - t0);
 	m->s.dirty_rate = (double)dirtied * 1e9 / (double)(hm_now_ns() - t0);
 	if (m->s.rounds < MIG_MAX_ROUNDS) {
@@ -318,11 +322,12 @@ static int precopy(struct mig *m)
 		if (m->s.predicted_downtime_ns <= m->p.downtime_limit_ns)
 			return 0;
 		if (m->p.timeout_ns && hm_now_ns() - m->s.start_ns > m->p.timeout_ns)
-			return fail(m, -ETIMEDOUT,
-				    "pre-copy did not converge within %llu s (dirty rate %.0f pages/s, "
-				    "bandwidth %.1f MB/s); the VM keeps running here",
-				    (unsigned long long)(m->p.timeout_ns / NSEC_PER_SEC),
-				    m->s.dirty_rate, m->s.bandwidth / 1e6);
+			return fail(
+			    m, -ETIMEDOUT,
+			    "pre-copy did not converge within %llu s (dirty rate %.0f pages/s, "
+			    "bandwidth %.1f MB/s); the VM keeps running here",
+			    (unsigned long long)(m->p.timeout_ns / NSEC_PER_SEC), m->s.dirty_rate,
+			    m->s.bandwidth / 1e6);
 	}
 }
 
@@ -399,7 +404,7 @@ static int switchover(struct mig *m)
 	m->s.src_pause_ns = hm_now_ns() - t_pause;
 	m->s.dst_switch_ns = st.switch_to_run_ns;
 	m->s.downtime_ns = m->s.src_pause_ns > m->s.rtt_ns / 2 ? m->s.src_pause_ns - m->s.rtt_ns / 2
-							      : m->s.src_pause_ns;
+							       : m->s.src_pause_ns;
 	m->s.guest_gap_ns = age + m->s.downtime_ns;
 	m->s.phase = "done";
 	pthread_mutex_unlock(&m->lock);
@@ -575,14 +580,16 @@ void mig_report_text(const struct mig_stats *s, const char *to, FILE *f)
 		fprintf(f, "  error           %s\n", s->error);
 	fprintf(f, "  total           %.1f ms, %u pre-copy rounds\n", ms(end - s->start_ns),
 		s->rounds);
-	fprintf(f, "  downtime        %.2f ms (source pause %.2f ms, destination switch %.2f ms, "
-		   "rtt %.3f ms; predicted %.2f ms)\n",
+	fprintf(f,
+		"  downtime        %.2f ms (source pause %.2f ms, destination switch %.2f ms, "
+		"rtt %.3f ms; predicted %.2f ms)\n",
 		ms(s->downtime_ns), ms(s->src_pause_ns), ms(s->dst_switch_ns), ms(s->rtt_ns),
 		s->predicted_downtime_ns == UINT64_MAX ? -1.0 : ms(s->predicted_downtime_ns));
 	fprintf(f, "  guest pause     %.2f ms (longest gap in its progress reports)\n",
 		ms(s->guest_gap_ns));
-	fprintf(f, "  sent            %llu pages (%llu zero), %.1f MiB on the wire for %.1f MiB raw "
-		   "(ratio %.2f)\n",
+	fprintf(f,
+		"  sent            %llu pages (%llu zero), %.1f MiB on the wire for %.1f MiB raw "
+		"(ratio %.2f)\n",
 		(unsigned long long)s->pages_sent, (unsigned long long)s->zero_pages,
 		(double)s->bytes_wire / 1048576.0, (double)s->bytes_raw / 1048576.0,
 		s->bytes_wire ? (double)s->bytes_raw / (double)s->bytes_wire : 0);

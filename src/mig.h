@@ -29,38 +29,38 @@ enum mig_mode {
 };
 
 struct mig_params {
-	char to[64];			/* ADDR:PORT */
+	char to[64]; /* ADDR:PORT */
 	enum mig_mode mode;
-	uint64_t bandwidth;		/* bytes/s, 0 = unlimited */
-	uint64_t downtime_limit_ns;	/* default 300 ms, as QEMU/libvirt */
-	uint64_t timeout_ns;		/* give up pre-copy after this, 0 = never */
-	char spec[256];			/* guest spec, for the destination */
-	double units_before;		/* guest work units/s before the migration */
+	uint64_t bandwidth;	    /* bytes/s, 0 = unlimited */
+	uint64_t downtime_limit_ns; /* default 300 ms, as QEMU/libvirt */
+	uint64_t timeout_ns;	    /* give up pre-copy after this, 0 = never */
+	char spec[256];		    /* guest spec, for the destination */
+	double units_before;	    /* guest work units/s before the migration */
 };
 
 #define MIG_MAX_ROUNDS 64
 
 /* Everything the report needs; a consistent copy comes from mig_snapshot(). */
 struct mig_stats {
-	const char *phase;		/* connecting, checks, precopy, stop-and-copy, done, failed */
+	const char *phase; /* connecting, checks, precopy, stop-and-copy, done, failed */
 	uint64_t start_ns;
 	uint64_t end_ns;
 	uint32_t rounds;
 	uint64_t round_pages[MIG_MAX_ROUNDS];
 	double round_dirty_rate[MIG_MAX_ROUNDS]; /* pages/s during the round */
 	uint64_t bytes_wire;
-	uint64_t bytes_raw;		/* page bytes before compression and zero elision */
+	uint64_t bytes_raw; /* page bytes before compression and zero elision */
 	uint64_t pages_sent;
 	uint64_t zero_pages;
-	uint64_t remaining;		/* pages still to send */
-	double bandwidth;		/* bytes/s measured */
-	double dirty_rate;		/* pages/s, last harvest */
+	uint64_t remaining; /* pages still to send */
+	double bandwidth;   /* bytes/s measured */
+	double dirty_rate;  /* pages/s, last harvest */
 	uint64_t rtt_ns;
 	uint64_t predicted_downtime_ns;
-	uint64_t src_pause_ns;		/* source vCPUs stopped -> STARTED read */
-	uint64_t dst_switch_ns;		/* destination: SWITCH read -> vCPUs running */
-	uint64_t downtime_ns;		/* src_pause - rtt/2 */
-	uint64_t guest_gap_ns;		/* longest progress gap the guest saw */
+	uint64_t src_pause_ns;	/* source vCPUs stopped -> STARTED read */
+	uint64_t dst_switch_ns; /* destination: SWITCH read -> vCPUs running */
+	uint64_t downtime_ns;	/* src_pause - rtt/2 */
+	uint64_t guest_gap_ns;	/* longest progress gap the guest saw */
 	uint64_t dst_first_report_ns;
 	double units_before;
 	double units_during;

@@ -75,7 +75,8 @@ int net_listen(const char *addr, char *why, size_t whylen)
 
 int net_accept(int lfd, int stop_fd, int timeout_ms)
 {
-	struct pollfd p[2] = { { .fd = lfd, .events = POLLIN }, { .fd = stop_fd, .events = POLLIN } };
+	struct pollfd p[2] = { { .fd = lfd, .events = POLLIN },
+			       { .fd = stop_fd, .events = POLLIN } };
 	int r;
 	int fd;
 

@@ -18,12 +18,12 @@
 #include "src/util.h"
 
 struct net_conn {
-	int fd;			/* owned, -1 when closed */
-	int timeout_ms;		/* for each blocking step */
-	uint64_t rate;		/* bytes/s cap on sends, 0 = none */
-	uint64_t sent;		/* bytes written */
-	uint64_t received;	/* bytes read */
-	uint64_t pace_t0;	/* pacing origin (ns) and bytes paced since */
+	int fd;		   /* owned, -1 when closed */
+	int timeout_ms;	   /* for each blocking step */
+	uint64_t rate;	   /* bytes/s cap on sends, 0 = none */
+	uint64_t sent;	   /* bytes written */
+	uint64_t received; /* bytes read */
+	uint64_t pace_t0;  /* pacing origin (ns) and bytes paced since */
 	uint64_t pace_bytes;
 };
 

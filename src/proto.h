@@ -26,9 +26,9 @@
 #include <stdint.h>
 #include "src/util.h"
 
-#define PROTO_MAGIC 0x4749484d4d48ULL /* "HMMHIG" */
-#define PROTO_VERSION 1
-#define PROTO_HDR_SIZE 16
+#define PROTO_MAGIC	0x4749484d4d48ULL /* "HMMHIG" */
+#define PROTO_VERSION	1
+#define PROTO_HDR_SIZE	16
 #define PROTO_BATCH_MAX 64 /* pages in one PAGES frame */
 #define PROTO_PAGE_SIZE 4096
 #define PROTO_ZERO_PAGE (1ULL << 63) /* gfn flag: all-zero page, no data */
@@ -37,8 +37,9 @@
 #define PROTO_MAX_PAYLOAD (PROTO_PAGES_HDR + PROTO_BATCH_MAX * (8 + PROTO_PAGE_SIZE))
 #define PROTO_VMSTATE_MAX (256 * 1024)
 /* receive buffers hold any frame */
-#define PROTO_FRAME_MAX (PROTO_MAX_PAYLOAD > PROTO_VMSTATE_MAX ? PROTO_MAX_PAYLOAD : PROTO_VMSTATE_MAX)
-#define PROTO_MSG_MAX 240
+#define PROTO_FRAME_MAX                                                                            \
+	(PROTO_MAX_PAYLOAD > PROTO_VMSTATE_MAX ? PROTO_MAX_PAYLOAD : PROTO_VMSTATE_MAX)
+#define PROTO_MSG_MAX  240
 #define PROTO_SPEC_MAX 256
 
 enum proto_type {
@@ -99,7 +100,7 @@ struct proto_error {
 
 struct proto_round {
 	uint32_t round;
-	uint64_t pages; /* pages this round */
+	uint64_t pages;	     /* pages this round */
 	uint64_t dirty_rate; /* pages/s seen */
 };
 #define PROTO_ROUND_SIZE 24
@@ -111,8 +112,8 @@ struct proto_started {
 #define PROTO_STARTED_SIZE 16
 
 struct proto_after {
-	uint64_t units_per_s;	     /* guest work units/s on the destination, first second */
-	uint64_t first_report_ns;    /* vCPUs running -> first progress report */
+	uint64_t units_per_s;	  /* guest work units/s on the destination, first second */
+	uint64_t first_report_ns; /* vCPUs running -> first progress report */
 };
 #define PROTO_AFTER_SIZE 16
 
@@ -120,10 +121,10 @@ struct proto_after {
 struct proto_pages {
 	uint32_t count;
 	uint32_t flags;
-	uint32_t nonzero;      /* pages with data */
-	uint32_t raw_len;      /* nonzero * 4096 */
-	uint32_t data_len;     /* bytes of data on the wire */
-	const uint8_t *gfns;   /* count little-endian u64, PROTO_ZERO_PAGE flag */
+	uint32_t nonzero;    /* pages with data */
+	uint32_t raw_len;    /* nonzero * 4096 */
+	uint32_t data_len;   /* bytes of data on the wire */
+	const uint8_t *gfns; /* count little-endian u64, PROTO_ZERO_PAGE flag */
 	const uint8_t *data;
 };
 

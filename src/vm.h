@@ -57,7 +57,7 @@ struct vm {
 	bool has_io;
 	unsigned int nr_vcpus;
 	struct vcpu *vcpus[HM_MAX_VCPUS];
-	struct kvm_cpuid2 *cpuid; /* supported CPUID, as given to every vCPU */
+	struct kvm_cpuid2 *cpuid;  /* supported CPUID, as given to every vCPU */
 	struct kvm_msr_list *msrs; /* MSRs KVM can save and restore */
 	uint64_t tsc_khz;
 	uint64_t start_ns;

@@ -41,8 +41,8 @@ struct vmctl {
 	/* migration out */
 	struct mig *mig;
 	struct ctl_req *mig_req;
-	struct event *mig_done_ev;	/* activated from the migration thread */
-	struct event *mig_tick_ev;	/* progress lines to the requester */
+	struct event *mig_done_ev; /* activated from the migration thread */
+	struct event *mig_tick_ev; /* progress lines to the requester */
 	struct mig_params mp;
 	struct mig_stats mig_final;
 	bool migrated;
@@ -507,11 +507,11 @@ static const char *migrate_params(struct vmctl *vc, const struct json_field *f, 
 		return "\"to\" is too long";
 	memcpy(vc->mp.to, to->str, strlen(to->str) + 1);
 	if (mode && (mode->type != JSON_STRING || strcmp(mode->str, "precopy")))
-		return mode->type == JSON_STRING && (!strcmp(mode->str, "postcopy") ||
-						     !strcmp(mode->str, "hybrid"))
-			       ? "this build migrates with mode precopy only (postcopy and hybrid "
-				 "are not implemented yet)"
-			       : "unknown mode (precopy, postcopy, hybrid)";
+		return mode->type == JSON_STRING &&
+			       (!strcmp(mode->str, "postcopy") || !strcmp(mode->str, "hybrid"))
+			   ? "this build migrates with mode precopy only (postcopy and hybrid "
+			     "are not implemented yet)"
+			   : "unknown mode (precopy, postcopy, hybrid)";
 	if (num_field(f, n, "bandwidth", 0, 1e12, &bw))
 		return "bandwidth must be bytes/s, 0 to 1e12";
 	if (num_field(f, n, "downtime_limit_ms", 1, 600000, &dl))

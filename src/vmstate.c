@@ -13,8 +13,7 @@ void vmstate_init(struct vmstate_buf *b, uint8_t *buf, size_t cap)
 	b->overflow = false;
 }
 
-void vmstate_put(struct vmstate_buf *b, uint32_t type, uint32_t cpu, const void *data,
-		 uint32_t len)
+void vmstate_put(struct vmstate_buf *b, uint32_t type, uint32_t cpu, const void *data, uint32_t len)
 {
 	size_t padded = ALIGN_UP((size_t)len, 8);
 

@@ -22,13 +22,13 @@ enum vmstate_type {
 	VS_EVENTS = 6,
 	VS_DEBUGREGS = 7,
 	VS_MPSTATE = 8,
-	VS_CLOCK = 9,	/* VM: kvmclock */
-	VS_DEVICES = 10,	/* VM: device window and I/O device */
-	VS_END = 11,	/* last record */
+	VS_CLOCK = 9,	 /* VM: kvmclock */
+	VS_DEVICES = 10, /* VM: device window and I/O device */
+	VS_END = 11,	 /* last record */
 };
 
 #define VMSTATE_REC_HDR 16
-#define VMSTATE_VM_CPU 0xffffffffu /* record belongs to the VM, not a vCPU */
+#define VMSTATE_VM_CPU	0xffffffffu /* record belongs to the VM, not a vCPU */
 
 struct vmstate_buf {
 	uint8_t *buf; /* caller's */
@@ -46,9 +46,9 @@ struct vmstate_rec {
 
 /* Device state of the VMM itself (VS_DEVICES). */
 struct vmstate_devices {
-	uint64_t io_seq;	/* I/O device: next record */
-	uint64_t io_rate;	/* bytes/s */
-	uint64_t units[8];	/* work units each vCPU had reported */
+	uint64_t io_seq;   /* I/O device: next record */
+	uint64_t io_rate;  /* bytes/s */
+	uint64_t units[8]; /* work units each vCPU had reported */
 };
 
 void vmstate_init(struct vmstate_buf *b, uint8_t *buf, size_t cap);

@@ -327,7 +327,7 @@ int vm_arch_vcpu_init(struct vm *vm, struct vcpu *v, char *why, size_t whylen)
 /* ---- state save and restore ---------------------------------------------- */
 
 #define MSR_IA32_TSC 0x10
-#define MAX_MSRS 256
+#define MAX_MSRS     256
 
 struct msrs_buf {
 	struct kvm_msrs hdr;
@@ -396,8 +396,9 @@ static int save_vcpu(struct vm *vm, struct vcpu *v, struct vmstate_buf *b, const
 	if (!err)
 		err = save_msrs(vm, v, &u->msrs);
 	if (!err)
-		vmstate_put(b, VS_MSRS, v->id, &u->msrs,
-			    (uint32_t)(sizeof(u->msrs.hdr) + u->msrs.hdr.nmsrs * sizeof(u->msrs.e[0])));
+		vmstate_put(
+		    b, VS_MSRS, v->id, &u->msrs,
+		    (uint32_t)(sizeof(u->msrs.hdr) + u->msrs.hdr.nmsrs * sizeof(u->msrs.e[0])));
 	SAVE(KVM_GET_VCPU_EVENTS, ev, VS_EVENTS);
 	SAVE(KVM_GET_DEBUGREGS, dbg, VS_DEBUGREGS);
 	SAVE(KVM_GET_MP_STATE, mp, VS_MPSTATE);
@@ -424,7 +425,8 @@ int vm_arch_save(struct vm *vm, struct vmstate_buf *b, char *why, size_t whylen)
 	return err;
 }
 
-/* KVM_SET_MSRS stops at the first MSR it refuses (e.g. the async-PF ack without an irqchip): skip it. */
+/* KVM_SET_MSRS stops at the first MSR it refuses (e.g. the async-PF ack without an irqchip): skip
+ * it. */
 static int restore_msrs(struct vm *vm, struct vcpu *v, const struct vmstate_rec *r, uint64_t adv)
 {
 	struct msrs_buf *m = malloc(sizeof(*m));
@@ -563,13 +565,13 @@ void vm_arch_features(struct vm *vm, uint32_t *w, unsigned int n)
 		uint32_t idx;
 		int reg; /* 0 eax 1 ebx 2 ecx 3 edx */
 	} words[] = {
-		{ 1, 0, 2 }, { 1, 0, 3 }, { 7, 0, 1 }, { 7, 0, 2 },
+		{ 1, 0, 2 }, { 1, 0, 3 },   { 7, 0, 1 },	  { 7, 0, 2 },
 		{ 7, 0, 3 }, { 0xd, 1, 0 }, { 0x80000001, 0, 2 }, { 0x80000001, 0, 3 },
 	};
 
 	for (unsigned int i = 0; i < n; i++) {
 		struct kvm_cpuid_entry2 *e =
-			i < ARRAY_SIZE(words) ? cpuid_find(vm->cpuid, words[i].fn, words[i].idx) : NULL;
+		    i < ARRAY_SIZE(words) ? cpuid_find(vm->cpuid, words[i].fn, words[i].idx) : NULL;
 		uint32_t regs[4] = { 0 };
 
 		if (e) {

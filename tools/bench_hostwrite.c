@@ -24,11 +24,11 @@
 #define PAGE_SIZE (HM_PAGE_WORDS * sizeof(uint64_t))
 
 struct hostwrite {
-	uint64_t *ws;	  /* working set, @count pages */
-	uint64_t *gen;	  /* generation table, one word per page */
-	uint64_t count;	  /* pages in the working set */
-	uint64_t cursor;  /* seq pattern position */
-	uint64_t units;	  /* pages written */
+	uint64_t *ws;	 /* working set, @count pages */
+	uint64_t *gen;	 /* generation table, one word per page */
+	uint64_t count;	 /* pages in the working set */
+	uint64_t cursor; /* seq pattern position */
+	uint64_t units;	 /* pages written */
 };
 
 static double now_s(void)
@@ -106,7 +106,8 @@ int main(int argc, char **argv)
 	t2 = now_s();
 	/* a cheap check that the compiler kept every write */
 	if (!hm_page_check(h.ws + h.cursor * HM_PAGE_WORDS, h.cursor, h.gen[h.cursor])) {
-		fprintf(stderr, "bench_hostwrite: page %lu fails its check\n", (unsigned long)h.cursor);
+		fprintf(stderr, "bench_hostwrite: page %lu fails its check\n",
+			(unsigned long)h.cursor);
 		return 1;
 	}
 	printf("pages=%lu seconds=%.6f pages_per_s=%.0f\n", (unsigned long)(h.units - u1), t2 - t1,

@@ -44,11 +44,11 @@ check() {
 
 # start_bg NAME ARGS...: run hybridmig in the background, output in $T/NAME.{out,err}
 start_bg() {
-	n=$1
+	_bg=$1
 	shift
-	"$HM" "$@" >"$T/$n.out" 2>"$T/$n.err" &
+	"$HM" "$@" >"$T/$_bg.out" 2>"$T/$_bg.err" &
 	PIDS="$PIDS $!"
-	eval "PID_$n=$!"
+	eval "PID_$_bg=$!"
 }
 
 # wait_sock PATH: until a control socket answers status (at most 10 s)
