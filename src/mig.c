@@ -274,7 +274,9 @@ static uint64_t predict_ns(struct mig *m, uint64_t pages)
 static int precopy_round(struct mig *m)
 {
 	uint64_t t0 = hm_now_ns();
-	uint64_t w0 = m->c.sent;
+	/* what reached the peer, not what sits in our socket buffer */
+	uint64_t w0 = m->c.sent - net_unacked(&m->c);
+	uint64_t w1;
 	uint64_t pages = bitmap_count(&m->todo);
 	int64_t dirtied;
 	int err;
@@ -286,10 +288,11 @@ static int precopy_round(struct mig *m)
 	if (dirtied < 0)
 		return fail(m, (int)dirtied, "KVM_GET_DIRTY_LOG failed: %s",
 			    strerror((int)-dirtied));
+	w1 = m->c.sent - net_unacked(&m->c);
 	pthread_mutex_lock(&m->lock);
 	/* short rounds say little about the link: keep the previous figure unless none */
-	if (hm_now_ns() - t0 >= MIN_MEASURE_NS || (m->s.bandwidth <= 0 && m->c.sent > w0))
-		m->s.bandwidth = (double)(m->c.sent - w0) * 1e9 / (double)(hm_now_ns() - t0);
+	if (w1 > w0 && (hm_now_ns() - t0 >= MIN_MEASURE_NS || m->s.bandwidth <= 0))
+		m->s.bandwidth = (double)(w1 - w0) * 1e9 / (double)(hm_now_ns() - t0);
 	m->s.dirty_rate = (double)dirtied * 1e9 / (double)(hm_now_ns() - t0);
 	if (m->s.rounds < MIG_MAX_ROUNDS) {
 		m->s.round_pages[m->s.rounds] = pages;

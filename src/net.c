@@ -11,6 +11,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/sockios.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -280,4 +282,13 @@ void net_send_error(struct net_conn *c, int err, const char *msg)
 	if (net_send(c, PROTO_ERROR, 0, &v, 1))
 		hm_dbg("could not send the error frame");
 	c->timeout_ms = saved;
+}
+
+uint64_t net_unacked(struct net_conn *c)
+{
+	int n = 0;
+
+	if (c->fd < 0 || ioctl(c->fd, SIOCOUTQ, &n) || n < 0)
+		return 0;
+	return (uint64_t)n;
 }

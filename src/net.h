@@ -49,6 +49,8 @@ int net_send(struct net_conn *c, uint32_t type, uint32_t flags, const struct iov
  */
 int net_recv(struct net_conn *c, struct proto_hdr *h, uint8_t *buf, size_t cap,
 	     const char **why) __must_check;
+/* Bytes handed to the socket but not yet acknowledged by the peer (SIOCOUTQ), 0 if unknown. */
+uint64_t net_unacked(struct net_conn *c);
 /* Send an ERROR frame, best effort (the link may be what failed). */
 void net_send_error(struct net_conn *c, int err, const char *msg);
 
