@@ -802,6 +802,57 @@ static void migrate_progress(struct migrate_opts *o, const struct json_field *f,
 		ph->str, r->str, b->num / 1048576.0, rem->str, bw->str, dr->str, eta->str);
 }
 
+static double fnum(const struct json_field *f, int n, const char *key)
+{
+	const struct json_field *x = json_find(f, (size_t)n, key);
+
+	return x && x->type == JSON_NUMBER ? x->num : 0;
+}
+
+/* Rebuild the report from the final JSON record, to print it as text. */
+static void stats_from_fields(struct mig_stats *s, const struct json_field *f, int n)
+{
+	const struct json_field *e = json_find(f, (size_t)n, "error");
+	const struct json_field *rp = json_find(f, (size_t)n, "round_pages");
+	const struct json_field *rd = json_find(f, (size_t)n, "round_dirty_rate");
+	const char *p;
+
+	memset(s, 0, sizeof(*s));
+	s->end_ns = (uint64_t)(fnum(f, n, "total_ms") * 1e6);
+	s->rounds = (uint32_t)fnum(f, n, "rounds");
+	s->bytes_wire = (uint64_t)fnum(f, n, "bytes_wire");
+	s->bytes_raw = (uint64_t)fnum(f, n, "bytes_raw");
+	s->pages_sent = (uint64_t)fnum(f, n, "pages_sent");
+	s->zero_pages = (uint64_t)fnum(f, n, "zero_pages");
+	s->bandwidth = fnum(f, n, "bandwidth_mbps") * 1e6 / 8;
+	s->dirty_rate = fnum(f, n, "dirty_rate_pages_per_s");
+	s->rtt_ns = (uint64_t)(fnum(f, n, "rtt_ms") * 1e6);
+	s->predicted_downtime_ns = fnum(f, n, "predicted_downtime_ms") < 0
+					   ? UINT64_MAX
+					   : (uint64_t)(fnum(f, n, "predicted_downtime_ms") * 1e6);
+	s->downtime_ns = (uint64_t)(fnum(f, n, "downtime_ms") * 1e6);
+	s->src_pause_ns = (uint64_t)(fnum(f, n, "source_pause_ms") * 1e6);
+	s->dst_switch_ns = (uint64_t)(fnum(f, n, "dest_switch_ms") * 1e6);
+	s->guest_gap_ns = (uint64_t)(fnum(f, n, "guest_pause_ms") * 1e6);
+	s->units_before = fnum(f, n, "work_units_per_s_before");
+	s->units_during = fnum(f, n, "work_units_per_s_during");
+	s->units_after = fnum(f, n, "work_units_per_s_after");
+	p = rp ? rp->str : "";
+	for (uint32_t i = 0; i < s->rounds && i < MIG_MAX_ROUNDS && *p; i++) {
+		s->round_pages[i] = strtoull(p, (char **)&p, 10);
+		p += *p == ',';
+	}
+	p = rd ? rd->str : "";
+	for (uint32_t i = 0; i < s->rounds && i < MIG_MAX_ROUNDS && *p; i++) {
+		s->round_dirty_rate[i] = strtod(p, (char **)&p);
+		p += *p == ',';
+	}
+	if (e && e->type == JSON_STRING) {
+		s->err = -EIO;
+		snprintf(s->error, sizeof(s->error), "%s", e->str);
+	}
+}
+
 static bool migrate_line(const char *line, void *arg)
 {
 	struct migrate_opts *o = arg;
@@ -829,8 +880,12 @@ static bool migrate_line(const char *line, void *arg)
 	err = json_find(f, (size_t)n, "error");
 	if (!o->json && o->result)
 		hm_err("migration failed: %s", err ? err->str : "unknown error");
-	if (!o->json && json_find(f, (size_t)n, "event"))
-		print_reply_human("migration", f, n);
+	if (!o->json && json_find(f, (size_t)n, "event")) {
+		struct mig_stats ms;
+
+		stats_from_fields(&ms, f, n);
+		mig_report_text(&ms, o->to, stdout);
+	}
 	return true;
 }
 

@@ -409,6 +409,7 @@ static int switchover(struct mig *m)
 	m->s.downtime_ns = m->s.src_pause_ns > m->s.rtt_ns / 2 ? m->s.src_pause_ns - m->s.rtt_ns / 2
 							       : m->s.src_pause_ns;
 	m->s.guest_gap_ns = age + m->s.downtime_ns;
+	m->s.remaining = 0;
 	m->s.phase = "done";
 	pthread_mutex_unlock(&m->lock);
 	return 0;
