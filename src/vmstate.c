@@ -25,7 +25,8 @@ void vmstate_put(struct vmstate_buf *b, uint32_t type, uint32_t cpu, const void 
 	proto_put_le32(b->buf + b->len + 4, cpu);
 	proto_put_le32(b->buf + b->len + 8, len);
 	proto_put_le32(b->buf + b->len + 12, 0);
-	memcpy(b->buf + b->len + VMSTATE_REC_HDR, data, len);
+	if (len)
+		memcpy(b->buf + b->len + VMSTATE_REC_HDR, data, len);
 	memset(b->buf + b->len + VMSTATE_REC_HDR + len, 0, padded - len);
 	b->len += VMSTATE_REC_HDR + padded;
 }
