@@ -6,6 +6,8 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <poll.h>
+#include <sys/mman.h>
 #include <time.h>
 #include "src/compress.h"
 #include "src/log.h"
@@ -53,6 +55,29 @@ static int recv_frame(struct dest *d, struct proto_hdr *h)
 	return 0;
 }
 
+/* The source opens its urgent channel right after the bulk hello. */
+static int accept_urgent(struct dest *d, uint64_t session)
+{
+	struct proto_hello hm;
+	uint8_t buf[PROTO_HELLO_SIZE];
+	struct iovec v = { buf, sizeof(buf) };
+	const char *why = "";
+	struct proto_hdr h;
+	int fd = net_accept(d->listen_fd, d->stop_fd, IO_TIMEOUT_MS);
+	int err;
+
+	if (fd < 0)
+		return fail(d, fd, "the source did not open its urgent channel: %s", strerror(-fd));
+	net_init(&d->uc, fd, IO_TIMEOUT_MS);
+	err = net_recv(&d->uc, &h, d->urx, sizeof(d->urx), &why);
+	if (err || h.type != PROTO_HELLO || proto_hello_decode(d->urx, h.len, &hm, &why) ||
+	    hm.channel != PROTO_CH_URGENT || hm.session != session)
+		return fail(d, -EPROTO, "bad urgent channel hello");
+	proto_hello_encode(buf, &hm);
+	err = net_send(&d->uc, PROTO_HELLO, 0, &v, 1);
+	return err ? fail(d, err, "cannot answer the urgent hello") : 0;
+}
+
 static int hello(struct dest *d)
 {
 	struct proto_hello hm = { PROTO_MAGIC, PROTO_VERSION, PROTO_CH_BULK, 0 };
@@ -75,7 +100,9 @@ static int hello(struct dest *d)
 	hm.session = peer.session;
 	proto_hello_encode(buf, &hm);
 	err = net_send(&d->c, PROTO_HELLO, 0, &v, 1);
-	return err ? fail(d, err, "cannot answer hello: %s", strerror(-err)) : 0;
+	if (err)
+		return fail(d, err, "cannot answer hello: %s", strerror(-err));
+	return accept_urgent(d, peer.session);
 }
 
 /* Every CPUID feature bit the guest was given must be offered here. */
@@ -253,6 +280,198 @@ static int start_vm(struct dest *d, size_t state_len, uint64_t state_at)
 	return 0;
 }
 
+/* ---- post-copy ------------------------------------------------------------- */
+
+static int add_pagemap(struct dest *d, size_t len)
+{
+	struct proto_pagemap pm;
+	const char *why = "";
+	int err;
+
+	err = proto_pagemap_decode(d->rx, len, d->vm->mem.pages, &pm, &why);
+	if (err)
+		return fail(d, err, "bad page map: %s", why);
+	if (!d->needed.words && bitmap_init(&d->needed, d->vm->mem.pages))
+		return fail(d, -ENOMEM, "out of memory for the page map");
+	for (uint32_t i = 0; i < pm.nbits; i++)
+		if ((pm.bits[i / 8] >> (i % 8)) & 1) {
+			if (pm.first + i >= d->vm->mem.pages)
+				return fail(d, -EBADMSG, "bad page map: page outside guest RAM");
+			bitmap_set(&d->needed, pm.first + i);
+		}
+	return 0;
+}
+
+/* Fault thread: ask the source for one page on the urgent channel. */
+static int request_page(void *arg, uint64_t gfn)
+{
+	struct dest *d = arg;
+	uint8_t buf[8];
+	struct iovec v = { buf, sizeof(buf) };
+
+	proto_put_le64(buf, gfn);
+	return net_send(&d->uc, PROTO_REQ, 0, &v, 1);
+}
+
+/* Place the pages of one decoded batch through userfaultfd. */
+static int place_batch(struct dest *d, const uint8_t *in, size_t len, uint8_t *scratch, size_t cap)
+{
+	const char *why = "";
+	struct proto_pages p;
+	const uint8_t *data;
+	uint32_t k = 0;
+	int err;
+
+	err = proto_pages_decode(in, len, d->vm->mem.pages, &p, &why);
+	if (err)
+		return fail(d, err, "bad page batch: %s", why);
+	data = p.data;
+	if (p.flags & PROTO_PAGES_LZ4) {
+		if (p.raw_len > cap || compress_decode(p.data, p.data_len, scratch, p.raw_len))
+			return fail(d, -EBADMSG,
+				    "bad page batch: lz4 data does not decode to the batch");
+		data = scratch;
+	}
+	for (uint32_t i = 0; i < p.count && !err; i++) {
+		uint64_t g = proto_pages_gfn(&p, i);
+
+		err = fault_place(&d->fault, g & ~PROTO_ZERO_PAGE,
+				  g & PROTO_ZERO_PAGE ? NULL : data + (size_t)k++ * HM_PAGE_SIZE);
+	}
+	d->st.pages += p.count;
+	return err ? fail(d, err, "cannot place a page: %s", strerror(-err)) : 0;
+}
+
+/* Urgent channel: answers to our requests, placed as they come. */
+static void *urgent_thread(void *arg)
+{
+	struct dest *d = arg;
+
+	for (;;) {
+		const char *why = "";
+		struct proto_hdr h;
+		int err = net_recv(&d->uc, &h, d->urx, sizeof(d->urx), &why);
+
+		if (err == -ETIMEDOUT)
+			continue;
+		if (err || h.type != PROTO_PAGES)
+			break;
+		if (place_batch(d, d->urx, (size_t)h.len, NULL, 0))
+			break;
+	}
+	return NULL;
+}
+
+/* Pages we are owed must fault, even where vm_new or pre-copy left something. */
+static void discard_needed(struct dest *d)
+{
+	for (uint64_t g = bitmap_find_next(&d->needed, 0); g < d->needed.nbits;) {
+		uint64_t end = g;
+
+		while (end < d->needed.nbits && bitmap_test(&d->needed, end))
+			end++;
+		if (madvise(d->vm->mem.hva + g * HM_PAGE_SIZE, (end - g) * HM_PAGE_SIZE,
+			    MADV_DONTNEED))
+			hm_warn("MADV_DONTNEED failed: %s", strerror(errno));
+		g = bitmap_find_next(&d->needed, end);
+	}
+}
+
+static int start_postcopy(struct dest *d, size_t state_len, uint64_t state_at)
+{
+	int err;
+
+	if (!d->needed.words && bitmap_init(&d->needed, d->vm->mem.pages))
+		return fail(d, -ENOMEM, "out of memory for the page map");
+	discard_needed(d);
+	err = fault_init(&d->fault, &d->vm->mem, &d->needed, request_page, d);
+	if (err)
+		return fail(d, err, "cannot register guest RAM with userfaultfd: %s",
+			    strerror(-err));
+	err = fault_start(&d->fault);
+	if (!err)
+		err = pthread_create(&d->uthread, NULL, urgent_thread, d) ? -EAGAIN : 0;
+	if (err) {
+		fault_exit(&d->fault);
+		return fail(d, err, "cannot start the post-copy threads");
+	}
+	d->ustarted = true;
+	d->postcopy = true;
+	err = start_vm(d, state_len, state_at);
+	return err;
+}
+
+static void stop_urgent(struct dest *d)
+{
+	if (d->ustarted) {
+		shutdown(d->uc.fd, SHUT_RDWR);
+		pthread_join(d->uthread, NULL);
+		d->ustarted = false;
+	}
+}
+
+static int send_complete(struct dest *d, uint64_t units0)
+{
+	struct proto_complete c = { 0 };
+	struct fault_stats st;
+	uint8_t buf[PROTO_COMPLETE_SIZE];
+	struct iovec v = { buf, sizeof(buf) };
+	uint64_t now = hm_now_ns();
+
+	fault_get_stats(&d->fault, &st);
+	c.remote_faults = st.remote;
+	c.local_zero = st.local_zero;
+	c.duplicates = st.duplicates;
+	c.blocked_ns = st.blocked_ns;
+	c.last_page_ns = st.last_page_ns > d->run_ns ? st.last_page_ns - d->run_ns : 0;
+	c.lat_p50_us = fault_latency_us(&d->fault, 50);
+	c.lat_p90_us = fault_latency_us(&d->fault, 90);
+	c.lat_p99_us = fault_latency_us(&d->fault, 99);
+	c.lat_max_us = fault_latency_us(&d->fault, 100);
+	if (now > d->run_ns)
+		c.units_per_s =
+		    (devwin_units(&d->vm->dw) - units0) * NSEC_PER_SEC / (now - d->run_ns);
+	proto_complete_encode(buf, &c);
+	return net_send(&d->c, PROTO_COMPLETE, 0, &v, 1);
+}
+
+int dest_postcopy(struct dest *d)
+{
+	uint64_t units0 = 0;
+	struct proto_hdr h;
+	int err = 0;
+
+	d->c.timeout_ms = 60000;
+	while (!err) {
+		err = recv_frame(d, &h);
+		if (err)
+			break;
+		if (h.type == PROTO_DONE)
+			break;
+		if (h.type != PROTO_PAGES)
+			err = fail(d, -EPROTO, "unexpected frame %u during post-copy", h.type);
+		else
+			err = place_batch(d, d->rx, (size_t)h.len, d->scratch, sizeof(d->scratch));
+	}
+	/* the last answers may still be on the urgent channel */
+	for (int i = 0; !err && i < 6000 && !fault_complete(&d->fault); i++)
+		poll(NULL, 0, 10);
+	if (!err && !fault_complete(&d->fault))
+		err =
+		    fail(d, -ETIMEDOUT, "post-copy: pages still missing after the source finished");
+	if (!err)
+		err = send_complete(d, units0);
+	stop_urgent(d);
+	if (err) {
+		hm_err("post-copy failed: %s; the guest waits for pages that may not come", d->why);
+		return err;
+	}
+	fault_exit(&d->fault);
+	bitmap_exit(&d->needed);
+	d->postcopy = false;
+	return 0;
+}
+
 /* Pages, rounds, then state and switch, in that order; anything else is an error. */
 static int receive(struct dest *d)
 {
@@ -287,10 +506,17 @@ static int receive(struct dest *d)
 			if (state_len > sizeof(d->scratch))
 				return fail(d, -EBADMSG, "VM state too large");
 			break;
+		case PROTO_PAGEMAP:
+			err = add_pagemap(d, (size_t)h.len);
+			break;
 		case PROTO_SWITCH:
 			if (!state_len)
 				return fail(d, -EPROTO, "switch-over before the VM state");
 			memcpy(d->rx, d->scratch, state_len);
+			if (h.flags & PROTO_SWITCH_POSTCOPY)
+				return start_postcopy(d, state_len, state_at);
+			if (d->needed.words)
+				return fail(d, -EPROTO, "page map without a post-copy switch");
 			return start_vm(d, state_len, state_at);
 		default:
 			return fail(d, -EPROTO, "unexpected frame %u during pre-copy", h.type);
@@ -308,6 +534,9 @@ int dest_receive(struct dest *d)
 	d->vm = NULL;
 	d->why[0] = 0;
 	d->refused = false;
+	d->postcopy = false;
+	d->c.fd = -1;
+	d->uc.fd = -1;
 	memset(&d->st, 0, sizeof(d->st));
 	fd = net_accept(d->listen_fd, d->stop_fd, -1);
 	if (fd < 0)
@@ -322,6 +551,12 @@ int dest_receive(struct dest *d)
 	if (err) {
 		if (err != -EPIPE && err != -ECANCELED && !d->refused)
 			net_send_error(&d->c, err, d->why);
+		stop_urgent(d);
+		if (d->postcopy)
+			fault_exit(&d->fault);
+		d->postcopy = false;
+		bitmap_exit(&d->needed);
+		net_close(&d->uc);
 		net_close(&d->c);
 		vm_free(d->vm);
 		d->vm = NULL;
@@ -356,5 +591,6 @@ void dest_finish(struct dest *d)
 	proto_after_encode(buf, &a);
 	if (net_send(&d->c, PROTO_AFTER, 0, &v, 1))
 		hm_dbg("the source left before our report");
+	net_close(&d->uc);
 	net_close(&d->c);
 }

@@ -14,6 +14,7 @@
 #include "src/guest.h"
 #include "src/net.h"
 #include "src/util.h"
+#include "uffd/fault.h"
 
 struct vm;
 
@@ -26,15 +27,23 @@ struct dest_stats {
 };
 
 struct dest {
-	int listen_fd;	  /* not owned */
-	int stop_fd;	  /* not owned: readable = give up waiting */
-	uint64_t max_mem; /* refuse VMs with more RAM */
-	struct net_conn c;
-	struct vm *vm; /* built here; handed to the caller on success */
+	int listen_fd;	    /* not owned */
+	int stop_fd;	    /* not owned: readable = give up waiting */
+	uint64_t max_mem;   /* refuse VMs with more RAM */
+	struct net_conn c;  /* bulk channel */
+	struct net_conn uc; /* urgent channel: page requests out, answers in */
+	struct vm *vm;	    /* built here; handed to the caller on success */
 	struct guest_spec spec;
 	struct dest_stats st;
 	uint64_t run_ns; /* when the vCPUs started */
 	bool refused;	 /* a REFUSE went out: no ERROR after it */
+	/* post-copy */
+	bool postcopy;	      /* the VM runs here while pages still arrive */
+	struct bitmap needed; /* pages the source still holds (PAGEMAP) */
+	struct fault fault;
+	pthread_t uthread;
+	bool ustarted;
+	uint8_t urx[PROTO_PAGES_HDR + 8 + PROTO_PAGE_SIZE];
 	uint8_t rx[PROTO_FRAME_MAX];
 	uint8_t scratch[PROTO_BATCH_MAX * PROTO_PAGE_SIZE];
 	char why[256];
@@ -47,6 +56,13 @@ struct dest {
  * everything it built.
  */
 int dest_receive(struct dest *d) __must_check;
+/*
+ * After a post-copy switch-over (d->postcopy): receive pushed pages until
+ * the source is done and every page is here, then tell it so and stop
+ * faulting. Returns 0 or -errno (the guest then waits for pages that will
+ * not come: recovery is not implemented yet).
+ */
+int dest_postcopy(struct dest *d) __must_check;
 /* Tell the source how the guest runs here (after ~1 s), then close. */
 void dest_finish(struct dest *d);
 

@@ -496,8 +496,11 @@ static void *incoming_thread(void *arg)
 
 	ic->err = dest_receive(&ic->d);
 	event_active(ic->ready_ev, EV_READ, 0);
-	if (!ic->err)
-		dest_finish(&ic->d);
+	if (ic->err)
+		return NULL;
+	if (ic->d.postcopy && dest_postcopy(&ic->d))
+		return NULL; /* said why; the VM keeps waiting for its pages */
+	dest_finish(&ic->d);
 	return NULL;
 }
 
@@ -667,6 +670,7 @@ struct migrate_opts {
 	uint64_t bandwidth;
 	uint64_t downtime_ms;
 	uint64_t timeout_s;
+	uint64_t pc_rounds;
 	bool json;
 	bool tty;
 	int result;
@@ -727,6 +731,7 @@ static int parse_migrate(int argc, char **argv, struct migrate_opts *o)
 		{ "bandwidth", required_argument, NULL, 'b' },
 		{ "downtime-limit", required_argument, NULL, 'd' },
 		{ "timeout", required_argument, NULL, 'T' },
+		{ "postcopy-after-rounds", required_argument, NULL, 'P' },
 		{ "json", no_argument, NULL, 'j' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
@@ -761,6 +766,12 @@ static int parse_migrate(int argc, char **argv, struct migrate_opts *o)
 		case 'T':
 			if (parse_count_range(optarg, 1, 86400, &o->timeout_s))
 				return usage_error("migrate", "bad --timeout '%s' (1 to 86400 s)",
+						   optarg);
+			break;
+		case 'P':
+			if (parse_count_range(optarg, 1, 1000, &o->pc_rounds))
+				return usage_error("migrate",
+						   "bad --postcopy-after-rounds '%s' (1 to 1000)",
 						   optarg);
 			break;
 		case 'j':
@@ -828,8 +839,8 @@ static void stats_from_fields(struct mig_stats *s, const struct json_field *f, i
 	s->dirty_rate = fnum(f, n, "dirty_rate_pages_per_s");
 	s->rtt_ns = (uint64_t)(fnum(f, n, "rtt_ms") * 1e6);
 	s->predicted_downtime_ns = fnum(f, n, "predicted_downtime_ms") < 0
-					   ? UINT64_MAX
-					   : (uint64_t)(fnum(f, n, "predicted_downtime_ms") * 1e6);
+				       ? UINT64_MAX
+				       : (uint64_t)(fnum(f, n, "predicted_downtime_ms") * 1e6);
 	s->downtime_ns = (uint64_t)(fnum(f, n, "downtime_ms") * 1e6);
 	s->src_pause_ns = (uint64_t)(fnum(f, n, "source_pause_ms") * 1e6);
 	s->dst_switch_ns = (uint64_t)(fnum(f, n, "dest_switch_ms") * 1e6);
@@ -837,6 +848,19 @@ static void stats_from_fields(struct mig_stats *s, const struct json_field *f, i
 	s->units_before = fnum(f, n, "work_units_per_s_before");
 	s->units_during = fnum(f, n, "work_units_per_s_during");
 	s->units_after = fnum(f, n, "work_units_per_s_after");
+	s->postcopy = json_find(f, (size_t)n, "pages_pushed") != NULL;
+	s->pages_pushed = (uint64_t)fnum(f, n, "pages_pushed");
+	s->pages_requested = (uint64_t)fnum(f, n, "pages_requested");
+	s->dup_pages = (uint64_t)fnum(f, n, "duplicate_pages");
+	s->remote_faults = (uint64_t)fnum(f, n, "remote_faults");
+	s->local_zero = (uint64_t)fnum(f, n, "local_zero_faults");
+	s->lat_p50_us = (uint64_t)fnum(f, n, "fault_latency_p50_us");
+	s->lat_p90_us = (uint64_t)fnum(f, n, "fault_latency_p90_us");
+	s->lat_p99_us = (uint64_t)fnum(f, n, "fault_latency_p99_us");
+	s->lat_max_us = (uint64_t)fnum(f, n, "fault_latency_max_us");
+	s->blocked_ns = (uint64_t)(fnum(f, n, "vcpu_blocked_ms") * 1e6);
+	s->last_page_ns = (uint64_t)(fnum(f, n, "last_page_ms") * 1e6);
+	s->units_postcopy = fnum(f, n, "work_units_per_s_postcopy");
 	p = rp ? rp->str : "";
 	for (uint32_t i = 0; i < s->rounds && i < MIG_MAX_ROUNDS && *p; i++) {
 		s->round_pages[i] = strtoull(p, (char **)&p, 10);
@@ -908,6 +932,8 @@ static int cmd_migrate(int argc, char **argv)
 	json_u64(&j, "bandwidth", o.bandwidth);
 	json_u64(&j, "downtime_limit_ms", o.downtime_ms);
 	json_u64(&j, "timeout_s", o.timeout_s);
+	if (o.pc_rounds)
+		json_u64(&j, "postcopy_after_rounds", o.pc_rounds);
 	json_obj_end(&j);
 	/* progress comes every 0.5 s; a silent minute means the VM is gone */
 	if (ctlclient_stream(o.control, req, migrate_line, &o, 60000, why, sizeof(why))) {

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
 #include <sys/mman.h>
 #include "guest/abi.h"
 #include "src/bitmap.h"
@@ -24,6 +25,8 @@
 #define IO_TIMEOUT_MS	   10000
 #define CHECKS_TIMEOUT_MS  30000
 #define AFTER_TIMEOUT_MS   3000
+/* post-copy: the destination may wait this long for faults to drain */
+#define POSTCOPY_TIMEOUT_MS 60000
 /* rounds shorter than this are too short to measure the bandwidth */
 #define MIN_MEASURE_NS (20 * NSEC_PER_MSEC)
 
@@ -35,9 +38,18 @@ struct mig {
 	pthread_t thread;
 	pthread_mutex_t lock; /* guards s */
 	struct mig_stats s;
-	bool cancel; /* atomic */
-	struct net_conn c;
+	bool cancel;	    /* atomic */
+	struct net_conn c;  /* bulk channel */
+	struct net_conn uc; /* urgent channel: page requests and answers */
 	struct dirty dirty;
+	/* post-copy */
+	struct bitmap sent; /* pages sent after the switch, by either path */
+	uint64_t cursor;    /* pusher position, moved by requests (atomic) */
+	pthread_t uthread;
+	bool ustarted;
+	bool peer_error; /* the destination said it failed (ERROR/REFUSE) */
+	uint8_t uhead[PROTO_PAGES_HDR + 8];
+	uint8_t urx[64];
 	struct bitmap todo; /* pages to send */
 	struct compress lz;
 	uint8_t head[PROTO_PAGES_HDR + 8 * PROTO_BATCH_MAX];
@@ -98,6 +110,7 @@ static int expect(struct mig *m, uint32_t type, struct proto_hdr *h)
 	if (err)
 		return fail(m, err, "%s", net_error(err));
 	if (h->type == PROTO_ERROR || h->type == PROTO_REFUSE) {
+		m->peer_error = true;
 		if (proto_error_decode(m->rx, h->len, &e, &why))
 			return fail(m, -EPROTO, "destination failed with a malformed error");
 		return fail(m, -(int)e.code ?: -EIO, "destination %s: %s",
@@ -105,6 +118,33 @@ static int expect(struct mig *m, uint32_t type, struct proto_hdr *h)
 	}
 	if (h->type != type)
 		return fail(m, -EPROTO, "unexpected frame %u from the destination", h->type);
+	return 0;
+}
+
+/* The second connection: page requests must never queue behind bulk data. */
+static int open_urgent(struct mig *m, uint64_t session)
+{
+	struct proto_hello hm = { PROTO_MAGIC, PROTO_VERSION, PROTO_CH_URGENT, session };
+	uint8_t buf[PROTO_HELLO_SIZE];
+	struct iovec v = { buf, sizeof(buf) };
+	const char *why = "";
+	struct proto_hdr h;
+	char reason[256];
+	int err;
+
+	err = net_connect(&m->uc, m->p.to, CONNECT_TIMEOUT_MS, reason, sizeof(reason));
+	if (err)
+		return fail(m, err, "urgent channel: %s", reason);
+	m->uc.timeout_ms = IO_TIMEOUT_MS;
+	proto_hello_encode(buf, &hm);
+	err = net_send(&m->uc, PROTO_HELLO, 0, &v, 1);
+	if (!err)
+		err = net_recv(&m->uc, &h, m->urx, sizeof(m->urx), &why);
+	if (err)
+		return fail(m, err, "urgent channel: %s", net_error(err));
+	if (h.type != PROTO_HELLO || proto_hello_decode(m->urx, h.len, &hm, &why) ||
+	    hm.channel != PROTO_CH_URGENT)
+		return fail(m, -EPROTO, "urgent channel: bad hello from the destination");
 	return 0;
 }
 
@@ -129,7 +169,7 @@ static int hello(struct mig *m)
 	if (proto_hello_decode(m->rx, h.len, &hm, &why))
 		return fail(m, -EPROTO, "destination: %s", why);
 	m->s.rtt_ns = hm_now_ns() - t0;
-	return 0;
+	return open_urgent(m, hm.session);
 }
 
 static int checks(struct mig *m)
@@ -305,10 +345,29 @@ static int precopy_round(struct mig *m)
 	return send_round_info(m, pages);
 }
 
+/*
+ * Hybrid: give pre-copy up for post-copy when it stops paying. Forced by
+ * --postcopy-after-rounds, else when a round shrank the rest by less than
+ * 10 %, or at the timeout. (The tunable policy of DESIGN.md replaces this
+ * rule in policy/.)
+ */
+static bool hybrid_switch(struct mig *m, uint64_t prev)
+{
+	if (m->p.postcopy_after_rounds)
+		return m->s.rounds >= m->p.postcopy_after_rounds;
+	if (m->p.timeout_ns && hm_now_ns() - m->s.start_ns > m->p.timeout_ns)
+		return true;
+	return m->s.rounds >= 2 && m->s.remaining * 10 > prev * 9;
+}
+
+/* Returns 0 to stop-and-copy, 1 to switch to post-copy, or -errno. */
 static int precopy(struct mig *m)
 {
+	uint64_t prev = UINT64_MAX;
 	int err;
 
+	if (m->p.mode == MIG_POSTCOPY)
+		return 1;
 	set_phase(m, "precopy");
 	err = dirty_start(&m->dirty, m->vm);
 	if (err)
@@ -324,7 +383,11 @@ static int precopy(struct mig *m)
 			return err;
 		if (m->s.predicted_downtime_ns <= m->p.downtime_limit_ns)
 			return 0;
-		if (m->p.timeout_ns && hm_now_ns() - m->s.start_ns > m->p.timeout_ns)
+		if (m->p.mode == MIG_HYBRID && hybrid_switch(m, prev))
+			return 1;
+		prev = m->s.remaining;
+		if (m->p.mode == MIG_PRECOPY && m->p.timeout_ns &&
+		    hm_now_ns() - m->s.start_ns > m->p.timeout_ns)
 			return fail(
 			    m, -ETIMEDOUT,
 			    "pre-copy did not converge within %llu s (dirty rate %.0f pages/s, "
@@ -334,7 +397,7 @@ static int precopy(struct mig *m)
 	}
 }
 
-static int send_state(struct mig *m)
+static int send_state(struct mig *m, uint32_t switch_flags)
 {
 	struct vmstate_devices dev = { 0 };
 	struct vmstate_buf b;
@@ -358,7 +421,7 @@ static int send_state(struct mig *m)
 	v = (struct iovec){ b.buf, b.len };
 	err = net_send(&m->c, PROTO_VMSTATE, 0, &v, 1);
 	if (!err)
-		err = net_send(&m->c, PROTO_SWITCH, 0, NULL, 0);
+		err = net_send(&m->c, PROTO_SWITCH, switch_flags, NULL, 0);
 	return err ? fail(m, err, "%s", net_error(err)) : 0;
 }
 
@@ -375,11 +438,10 @@ static uint64_t report_age(struct mig *m, uint64_t at)
 	return age;
 }
 
+static int started(struct mig *m, uint64_t t_pause, uint64_t age);
+
 static int switchover(struct mig *m)
 {
-	struct proto_started st;
-	const char *why = "";
-	struct proto_hdr h;
 	uint64_t t_pause;
 	uint64_t age;
 	int64_t dirtied;
@@ -396,9 +458,22 @@ static int switchover(struct mig *m)
 		return fail(m, (int)dirtied, "KVM_GET_DIRTY_LOG failed");
 	err = send_queued(m, false);
 	if (!err)
-		err = send_state(m);
+		err = send_state(m, 0);
 	if (!err)
-		err = expect(m, PROTO_STARTED, &h);
+		err = started(m, t_pause, age);
+	if (!err)
+		set_phase(m, "done");
+	return err;
+}
+
+/* Wait for the destination's STARTED and account the switch-over. */
+static int started(struct mig *m, uint64_t t_pause, uint64_t age)
+{
+	struct proto_started st;
+	const char *why = "";
+	struct proto_hdr h;
+	int err = expect(m, PROTO_STARTED, &h);
+
 	if (err)
 		return err;
 	if (proto_started_decode(m->rx, h.len, &st, &why))
@@ -410,9 +485,210 @@ static int switchover(struct mig *m)
 							       : m->s.src_pause_ns;
 	m->s.guest_gap_ns = age + m->s.downtime_ns;
 	m->s.remaining = 0;
+	pthread_mutex_unlock(&m->lock);
+	return 0;
+}
+
+/* ---- post-copy ------------------------------------------------------------- */
+
+/* Tell the destination which pages we still hold; all others fault in as zero. */
+static int send_pagemap(struct mig *m)
+{
+	uint64_t end = ALIGN_UP(m->todo.nbits, 64);
+
+	for (uint64_t first = 0; first < end; first += PROTO_PAGEMAP_MAX_BITS) {
+		uint32_t nbits = (uint32_t)min_t(uint64_t, PROTO_PAGEMAP_MAX_BITS, end - first);
+		uint8_t head[PROTO_PAGEMAP_HDR];
+		struct iovec v[2] = { { head, sizeof(head) },
+				      { &m->todo.words[first / 64], nbits / 8 } };
+		int err;
+
+		proto_pagemap_encode_head(head, first, nbits);
+		err = net_send(&m->c, PROTO_PAGEMAP, 0, v, 2);
+		if (err)
+			return fail(m, err, "%s", net_error(err));
+	}
+	return 0;
+}
+
+/* Answer one page request on the urgent channel, straight from guest RAM. */
+static int answer(struct mig *m, uint64_t gfn)
+{
+	const uint8_t *page = m->vm->mem.hva + gfn * HM_PAGE_SIZE;
+	bool zero = compress_page_is_zero(page);
+	uint64_t g = gfn | (zero ? PROTO_ZERO_PAGE : 0);
+	bool dup = bitmap_test_and_set(&m->sent, gfn);
+	struct iovec v[2];
+	int err;
+
+	v[0] = (struct iovec){ m->uhead, proto_pages_encode_head(m->uhead, &g, 1, 0,
+								 zero ? 0 : HM_PAGE_SIZE) };
+	v[1] = (struct iovec){ (void *)page, zero ? 0 : HM_PAGE_SIZE };
+	err = net_send(&m->uc, PROTO_PAGES, 0, v, 2);
+	if (err)
+		return err;
+	/* spatial locality: the pusher carries on right after the fault */
+	__atomic_store_n(&m->cursor, gfn + 1, __ATOMIC_RELEASE);
+	pthread_mutex_lock(&m->lock);
+	m->s.pages_requested++;
+	m->s.dup_pages += dup;
+	m->s.bytes_wire = m->c.sent + m->uc.sent;
+	pthread_mutex_unlock(&m->lock);
+	return 0;
+}
+
+/* Urgent channel: requests in, pages out, ahead of anything the pusher queued. */
+static void *urgent_thread(void *arg)
+{
+	struct mig *m = arg;
+
+	while (!__atomic_load_n(&m->cancel, __ATOMIC_ACQUIRE)) {
+		struct pollfd p = { .fd = m->uc.fd, .events = POLLIN };
+		const char *why = "";
+		struct proto_hdr h;
+		uint64_t gfn;
+		int err;
+
+		if (poll(&p, 1, 100) <= 0)
+			continue;
+		err = net_recv(&m->uc, &h, m->urx, sizeof(m->urx), &why);
+		if (err)
+			break; /* the destination closes it once every page is there */
+		if (h.type != PROTO_REQ)
+			break;
+		gfn = proto_get_le64(m->urx);
+		if (gfn >= m->vm->mem.pages || answer(m, gfn))
+			break;
+	}
+	return NULL;
+}
+
+/* Next page to push: from the cursor on, then wrapping round. */
+static uint64_t next_push(struct mig *m)
+{
+	uint64_t from = __atomic_load_n(&m->cursor, __ATOMIC_ACQUIRE);
+	uint64_t g = bitmap_find_next(&m->todo, from);
+
+	if (g >= m->todo.nbits)
+		g = bitmap_find_next(&m->todo, 0);
+	if (g < m->todo.nbits)
+		__atomic_compare_exchange_n(&m->cursor, &from, g + 1, false, __ATOMIC_ACQ_REL,
+					    __ATOMIC_RELAXED);
+	return g;
+}
+
+/* Background pusher: every page still queued, each sent once by either path. */
+static int push_all(struct mig *m)
+{
+	uint64_t gfns[PROTO_BATCH_MAX];
+	uint32_t n = 0;
+	int err;
+
+	for (uint64_t g; (g = next_push(m)) < m->todo.nbits;) {
+		bitmap_clear(&m->todo, g);
+		if (bitmap_test_and_set(&m->sent, g))
+			continue; /* a request got it there first */
+		gfns[n++] = g;
+		if (n < PROTO_BATCH_MAX)
+			continue;
+		err = send_batch(m, gfns, n);
+		if (err)
+			return err;
+		m->s.pages_pushed += n;
+		n = 0;
+	}
+	err = n ? send_batch(m, gfns, n) : 0;
+	m->s.pages_pushed += n;
+	return err;
+}
+
+static int complete(struct mig *m)
+{
+	struct proto_complete c;
+	const char *why = "";
+	struct proto_hdr h;
+	int err = net_send(&m->c, PROTO_DONE, 0, NULL, 0);
+
+	if (err)
+		return fail(m, err, "%s", net_error(err));
+	err = expect(m, PROTO_COMPLETE, &h);
+	if (err)
+		return err;
+	if (proto_complete_decode(m->rx, h.len, &c, &why))
+		return fail(m, -EPROTO, "destination: %s", why);
+	pthread_mutex_lock(&m->lock);
+	m->s.remote_faults = c.remote_faults;
+	m->s.local_zero = c.local_zero;
+	m->s.dup_pages += c.duplicates;
+	m->s.blocked_ns = c.blocked_ns;
+	m->s.last_page_ns = c.last_page_ns;
+	m->s.lat_p50_us = c.lat_p50_us;
+	m->s.lat_p90_us = c.lat_p90_us;
+	m->s.lat_p99_us = c.lat_p99_us;
+	m->s.lat_max_us = c.lat_max_us;
+	m->s.units_postcopy = (double)c.units_per_s;
 	m->s.phase = "done";
 	pthread_mutex_unlock(&m->lock);
 	return 0;
+}
+
+/*
+ * Stop, send the page map, state and switch; once the destination runs,
+ * serve requests and push the rest. From STARTED on the destination owns
+ * the VM: a failure no longer resumes it here, but this side keeps every
+ * page until COMPLETE.
+ */
+static int postcopy(struct mig *m)
+{
+	uint64_t t_pause = hm_now_ns();
+	uint64_t age;
+	int err;
+
+	set_phase(m, "switch");
+	err = vm_pause(m->vm);
+	if (err)
+		return fail(m, err, "the VM stopped during migration");
+	age = report_age(m, t_pause);
+	if (m->p.mode == MIG_POSTCOPY) {
+		bitmap_drain_into(&m->todo, &m->vm->dev_dirty);
+		err = queue_resident(m);
+	} else {
+		int64_t d = dirty_harvest(&m->dirty, &m->todo);
+
+		err = d < 0 ? (int)d : 0;
+	}
+	if (err)
+		return fail(m, err, "cannot collect the pages to send: %s", strerror(-err));
+	dirty_stop(&m->dirty);
+	m->s.remaining = bitmap_count(&m->todo);
+	err = send_pagemap(m);
+	if (!err)
+		err = send_state(m, PROTO_SWITCH_POSTCOPY);
+	if (err)
+		return err;
+	/*
+	 * From here the destination may run the guest: never resume it here
+	 * unless the destination says it failed. Requests can come before
+	 * STARTED (its VMM threads fault too), so serve them now.
+	 */
+	pthread_mutex_lock(&m->lock);
+	m->s.postcopy = true;
+	pthread_mutex_unlock(&m->lock);
+	if (pthread_create(&m->uthread, NULL, urgent_thread, m))
+		return fail(m, -EAGAIN, "cannot start the urgent channel thread");
+	m->ustarted = true;
+	err = started(m, t_pause, age);
+	if (err) {
+		if (m->peer_error)
+			m->s.postcopy = false;
+		return err;
+	}
+	set_phase(m, "postcopy");
+	m->c.timeout_ms = POSTCOPY_TIMEOUT_MS;
+	err = push_all(m);
+	if (!err)
+		err = complete(m);
+	return err;
 }
 
 /* The destination reports the guest's rate after the move; not fatal if it does not. */
@@ -437,8 +713,14 @@ static void rollback(struct mig *m, int err)
 {
 	if (m->c.fd >= 0 && err != -EPIPE)
 		net_send_error(&m->c, err, m->why);
-	if (vm_get_state(m->vm) == VM_PAUSED && vm_resume(m->vm))
+	if (m->s.postcopy) {
+		/* the destination has run the guest: resuming here would fork it */
+		hm_err("post-copy failed after the switch-over: the VM stays paused here with "
+		       "every page the destination has not confirmed; recovery is not implemented "
+		       "yet (migrate --resume)");
+	} else if (vm_get_state(m->vm) == VM_PAUSED && vm_resume(m->vm)) {
 		hm_err("cannot resume the VM after a failed migration");
+	}
 	pthread_mutex_lock(&m->lock);
 	m->s.err = err;
 	snprintf(m->s.error, sizeof(m->s.error), "%s", m->why[0] ? m->why : strerror(-err));
@@ -467,17 +749,24 @@ static void *mig_thread(void *arg)
 		err = precopy(m);
 	m->s.units_during = (double)(devwin_units(&m->vm->dw) - units0) * 1e9 /
 			    (double)(hm_now_ns() - m->s.start_ns);
-	if (!err)
+	if (err == 1)
+		err = postcopy(m);
+	else if (!err)
 		err = switchover(m);
 	dirty_stop(&m->dirty);
 	if (err)
 		rollback(m, err);
 	else
 		after(m);
+	if (m->ustarted) {
+		__atomic_store_n(&m->cancel, true, __ATOMIC_RELEASE);
+		pthread_join(m->uthread, NULL);
+	}
+	net_close(&m->uc);
 	net_close(&m->c);
 	pthread_mutex_lock(&m->lock);
 	m->s.end_ns = hm_now_ns();
-	m->s.bytes_wire = m->c.sent;
+	m->s.bytes_wire = m->c.sent + m->uc.sent;
 	pthread_mutex_unlock(&m->lock);
 	m->done(m->done_arg);
 	return NULL;
@@ -494,13 +783,15 @@ struct mig *mig_start(struct vm *vm, const struct mig_params *p, mig_done_fn don
 	m->done = done;
 	m->done_arg = arg;
 	m->c.fd = -1;
+	m->uc.fd = -1;
 	m->s.phase = "starting";
 	m->s.start_ns = hm_now_ns();
 	m->s.units_before = p->units_before;
 	pthread_mutex_init(&m->lock, NULL);
-	if (bitmap_init(&m->todo, vm->mem.pages) ||
+	if (bitmap_init(&m->todo, vm->mem.pages) || bitmap_init(&m->sent, vm->mem.pages) ||
 	    pthread_create(&m->thread, NULL, mig_thread, m)) {
 		bitmap_exit(&m->todo);
+		bitmap_exit(&m->sent);
 		pthread_mutex_destroy(&m->lock);
 		free(m);
 		return NULL;
@@ -528,6 +819,7 @@ void mig_free(struct mig *m)
 		return;
 	pthread_join(m->thread, NULL);
 	bitmap_exit(&m->todo);
+	bitmap_exit(&m->sent);
 	pthread_mutex_destroy(&m->lock);
 	free(m);
 }
@@ -563,6 +855,21 @@ void mig_report_json(const struct mig_stats *s, struct json_out *j)
 	json_dbl(j, "work_units_per_s_before", s->units_before, 0);
 	json_dbl(j, "work_units_per_s_during", s->units_during, 0);
 	json_dbl(j, "work_units_per_s_after", s->units_after, 0);
+	json_bool(j, "postcopy", s->postcopy);
+	if (s->postcopy) {
+		json_u64(j, "pages_pushed", s->pages_pushed);
+		json_u64(j, "pages_requested", s->pages_requested);
+		json_u64(j, "duplicate_pages", s->dup_pages);
+		json_u64(j, "remote_faults", s->remote_faults);
+		json_u64(j, "local_zero_faults", s->local_zero);
+		json_u64(j, "fault_latency_p50_us", s->lat_p50_us);
+		json_u64(j, "fault_latency_p90_us", s->lat_p90_us);
+		json_u64(j, "fault_latency_p99_us", s->lat_p99_us);
+		json_u64(j, "fault_latency_max_us", s->lat_max_us);
+		json_dbl(j, "vcpu_blocked_ms", ms(s->blocked_ns), 3);
+		json_dbl(j, "last_page_ms", ms(s->last_page_ns), 3);
+		json_dbl(j, "work_units_per_s_postcopy", s->units_postcopy, 0);
+	}
 	json_arr_begin(j, "round_pages");
 	for (uint32_t i = 0; i < s->rounds && i < MIG_MAX_ROUNDS; i++)
 		json_u64(j, NULL, s->round_pages[i]);
@@ -604,4 +911,20 @@ void mig_report_text(const struct mig_stats *s, const char *to, FILE *f)
 		fprintf(f, "%s%llu", i ? " " : "", (unsigned long long)s->round_pages[i]);
 	fprintf(f, "\n  guest work/s    before %.0f, during %.0f, after %.0f\n", s->units_before,
 		s->units_during, s->units_after);
+	if (!s->postcopy)
+		return;
+	fprintf(f,
+		"  post-copy       %llu pages pushed, %llu requested (%llu duplicates); last page "
+		"%.1f ms after the switch\n",
+		(unsigned long long)s->pages_pushed, (unsigned long long)s->pages_requested,
+		(unsigned long long)s->dup_pages, ms(s->last_page_ns));
+	fprintf(
+	    f,
+	    "  remote faults   %llu (+%llu zero-filled locally); latency p50 %llu us, p90 %llu us, "
+	    "p99 %llu us, max %llu us; vCPUs blocked %.1f ms\n",
+	    (unsigned long long)s->remote_faults, (unsigned long long)s->local_zero,
+	    (unsigned long long)s->lat_p50_us, (unsigned long long)s->lat_p90_us,
+	    (unsigned long long)s->lat_p99_us, (unsigned long long)s->lat_max_us,
+	    ms(s->blocked_ns));
+	fprintf(f, "  guest work/s    during post-copy %.0f\n", s->units_postcopy);
 }

@@ -31,11 +31,12 @@ enum mig_mode {
 struct mig_params {
 	char to[64]; /* ADDR:PORT */
 	enum mig_mode mode;
-	uint64_t bandwidth;	    /* bytes/s, 0 = unlimited */
-	uint64_t downtime_limit_ns; /* default 300 ms, as QEMU/libvirt */
-	uint64_t timeout_ns;	    /* give up pre-copy after this, 0 = never */
-	char spec[256];		    /* guest spec, for the destination */
-	double units_before;	    /* guest work units/s before the migration */
+	uint64_t bandwidth;		/* bytes/s, 0 = unlimited */
+	uint64_t downtime_limit_ns;	/* default 300 ms, as QEMU/libvirt */
+	uint64_t timeout_ns;		/* give up pre-copy after this, 0 = never */
+	char spec[256];			/* guest spec, for the destination */
+	double units_before;		/* guest work units/s before the migration */
+	uint32_t postcopy_after_rounds; /* hybrid: switch after this many rounds (0 = rule) */
 };
 
 #define MIG_MAX_ROUNDS 64
@@ -65,6 +66,20 @@ struct mig_stats {
 	double units_before;
 	double units_during;
 	double units_after;
+	/* post-copy (mode postcopy, or hybrid once switched) */
+	bool postcopy;		  /* the switch to post-copy happened */
+	uint64_t pages_pushed;	  /* by the background pusher */
+	uint64_t pages_requested; /* answered on the urgent channel */
+	uint64_t dup_pages;	  /* requested pages the pusher had already sent */
+	uint64_t remote_faults;	  /* destination: faults sent to us */
+	uint64_t local_zero;	  /* destination: faults on pages we never had */
+	uint64_t lat_p50_us;	  /* request latency percentiles, us */
+	uint64_t lat_p90_us;
+	uint64_t lat_p99_us;
+	uint64_t lat_max_us;
+	uint64_t blocked_ns;   /* destination vCPU time blocked on missing pages */
+	uint64_t last_page_ns; /* vCPUs running on the destination -> last page there */
+	double units_postcopy; /* guest work units/s during post-copy */
 	int err;
 	char error[256];
 };

@@ -39,6 +39,8 @@ static uint64_t fixed_size(uint32_t type)
 		return PROTO_AFTER_SIZE;
 	case PROTO_REQ:
 		return 8;
+	case PROTO_COMPLETE:
+		return PROTO_COMPLETE_SIZE;
 	default:
 		return 0;
 	}
@@ -59,6 +61,7 @@ int proto_hdr_decode(const uint8_t in[PROTO_HDR_SIZE], struct proto_hdr *h, cons
 	switch (h->type) {
 	case PROTO_ACCEPT:
 	case PROTO_SWITCH:
+	case PROTO_DONE:
 		if (h->len)
 			return bad(why, "frame length does not match its type");
 		break;
@@ -68,6 +71,11 @@ int proto_hdr_decode(const uint8_t in[PROTO_HDR_SIZE], struct proto_hdr *h, cons
 		if (h->flags & ~(uint32_t)PROTO_PAGES_LZ4)
 			return bad(why, "unknown page batch flags");
 		break;
+	case PROTO_PAGEMAP:
+		if (h->len <= PROTO_PAGEMAP_HDR ||
+		    h->len > PROTO_PAGEMAP_HDR + PROTO_PAGEMAP_MAX_BITS / 8)
+			return bad(why, "page map frame of impossible size");
+		break;
 	case PROTO_VMSTATE:
 		if (!h->len || h->len > PROTO_VMSTATE_MAX)
 			return bad(why, "state frame of impossible size");
@@ -75,6 +83,8 @@ int proto_hdr_decode(const uint8_t in[PROTO_HDR_SIZE], struct proto_hdr *h, cons
 	default:
 		break;
 	}
+	if (h->type == PROTO_SWITCH && !(h->flags & ~(uint32_t)PROTO_SWITCH_POSTCOPY))
+		return 0;
 	if (h->type != PROTO_PAGES && h->flags)
 		return bad(why, "unknown frame flags");
 	return 0;
@@ -279,5 +289,52 @@ int proto_pages_decode(const uint8_t *in, size_t len, uint64_t max_gfn, struct p
 		return bad(why, "uncompressed batch data size does not match its pages");
 	if ((p->flags & PROTO_PAGES_LZ4) && (!p->data_len || !p->raw_len))
 		return bad(why, "compressed batch without data");
+	return 0;
+}
+
+void proto_complete_encode(uint8_t *out, const struct proto_complete *m)
+{
+	const uint64_t v[10] = { m->remote_faults, m->local_zero, m->duplicates, m->blocked_ns,
+				 m->last_page_ns,  m->lat_p50_us, m->lat_p90_us, m->lat_p99_us,
+				 m->lat_max_us,	   m->units_per_s };
+
+	for (int i = 0; i < 10; i++)
+		proto_put_le64(out + 8 * i, v[i]);
+}
+
+int proto_complete_decode(const uint8_t *in, size_t len, struct proto_complete *m, const char **why)
+{
+	uint64_t *v[10] = { &m->remote_faults, &m->local_zero, &m->duplicates, &m->blocked_ns,
+			    &m->last_page_ns,  &m->lat_p50_us, &m->lat_p90_us, &m->lat_p99_us,
+			    &m->lat_max_us,    &m->units_per_s };
+
+	if (len != PROTO_COMPLETE_SIZE)
+		return bad(why, "complete frame of wrong size");
+	for (int i = 0; i < 10; i++)
+		*v[i] = proto_get_le64(in + 8 * i);
+	return 0;
+}
+
+void proto_pagemap_encode_head(uint8_t *out, uint64_t first, uint32_t nbits)
+{
+	proto_put_le64(out, first);
+	proto_put_le32(out + 8, nbits);
+	proto_put_le32(out + 12, 0);
+}
+
+int proto_pagemap_decode(const uint8_t *in, size_t len, uint64_t max_gfn, struct proto_pagemap *m,
+			 const char **why)
+{
+	if (len < PROTO_PAGEMAP_HDR)
+		return bad(why, "truncated page map");
+	m->first = proto_get_le64(in);
+	m->nbits = proto_get_le32(in + 8);
+	m->bits = in + PROTO_PAGEMAP_HDR;
+	if (!m->nbits || m->nbits % 64 || m->first % 64 || m->nbits > PROTO_PAGEMAP_MAX_BITS)
+		return bad(why, "page map run of impossible size");
+	if (len != PROTO_PAGEMAP_HDR + (size_t)m->nbits / 8)
+		return bad(why, "page map length does not add up");
+	if (m->first >= max_gfn || m->nbits > ALIGN_UP(max_gfn, 64) - m->first)
+		return bad(why, "page map outside guest RAM");
 	return 0;
 }

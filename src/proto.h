@@ -54,8 +54,11 @@ enum proto_type {
 	PROTO_STARTED = 9,
 	PROTO_AFTER = 10,
 	PROTO_ERROR = 11,
-	PROTO_REQ = 12, /* urgent channel: page request (post-copy) */
-	PROTO_TYPE_MAX = 13,
+	PROTO_REQ = 12,	     /* urgent channel: page request (post-copy) */
+	PROTO_PAGEMAP = 13,  /* post-copy: which pages the source still holds */
+	PROTO_DONE = 14,     /* post-copy: every page has been sent */
+	PROTO_COMPLETE = 15, /* post-copy: every page is on the destination */
+	PROTO_TYPE_MAX = 16,
 };
 
 enum proto_channel {
@@ -63,7 +66,32 @@ enum proto_channel {
 	PROTO_CH_URGENT = 1,
 };
 
-#define PROTO_PAGES_LZ4 0x1 /* PAGES flags: data is one lz4 block */
+#define PROTO_PAGES_LZ4	      0x1 /* PAGES flags: data is one lz4 block */
+#define PROTO_SWITCH_POSTCOPY 0x1 /* SWITCH flags: run now, pages follow */
+
+/* PAGEMAP: a run of the source's page bitmap */
+#define PROTO_PAGEMAP_HDR      16
+#define PROTO_PAGEMAP_MAX_BITS (8ULL * 65536)
+struct proto_pagemap {
+	uint64_t first;	     /* gfn of bit 0, a multiple of 64 */
+	uint32_t nbits;	     /* a multiple of 64, at most PROTO_PAGEMAP_MAX_BITS */
+	const uint8_t *bits; /* nbits / 8 bytes, little-endian 64-bit words */
+};
+
+/* COMPLETE: the destination's post-copy figures */
+struct proto_complete {
+	uint64_t remote_faults;
+	uint64_t local_zero;
+	uint64_t duplicates;
+	uint64_t blocked_ns;
+	uint64_t last_page_ns; /* vCPUs running -> last page placed */
+	uint64_t lat_p50_us;
+	uint64_t lat_p90_us;
+	uint64_t lat_p99_us;
+	uint64_t lat_max_us;
+	uint64_t units_per_s; /* guest work units/s while pages were arriving */
+};
+#define PROTO_COMPLETE_SIZE 80
 
 struct proto_hdr {
 	uint32_t type;
@@ -154,6 +182,15 @@ int proto_started_decode(const uint8_t *in, size_t len, struct proto_started *m,
 void proto_after_encode(uint8_t *out, const struct proto_after *m);
 int proto_after_decode(const uint8_t *in, size_t len, struct proto_after *m,
 		       const char **why) __must_check;
+
+void proto_complete_encode(uint8_t *out, const struct proto_complete *m);
+int proto_complete_decode(const uint8_t *in, size_t len, struct proto_complete *m,
+			  const char **why) __must_check;
+/* Encode a PAGEMAP header; the bitmap words follow on the wire. */
+void proto_pagemap_encode_head(uint8_t *out, uint64_t first, uint32_t nbits);
+/* Decode a PAGEMAP payload; the run must lie below @max_gfn rounded up to 64. */
+int proto_pagemap_decode(const uint8_t *in, size_t len, uint64_t max_gfn, struct proto_pagemap *m,
+			 const char **why) __must_check;
 
 /* ---- page batches ---- */
 /* Size of the PAGES header plus gfn array for @count pages. */

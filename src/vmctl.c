@@ -499,6 +499,7 @@ static const char *migrate_params(struct vmctl *vc, const struct json_field *f, 
 	double bw = 0;
 	double dl = 300;
 	double to_s = 0;
+	double pc = 0;
 
 	memset(&vc->mp, 0, sizeof(vc->mp));
 	if (!to || to->type != JSON_STRING || !*to->str)
@@ -506,19 +507,22 @@ static const char *migrate_params(struct vmctl *vc, const struct json_field *f, 
 	if (strlen(to->str) >= sizeof(vc->mp.to))
 		return "\"to\" is too long";
 	memcpy(vc->mp.to, to->str, strlen(to->str) + 1);
-	if (mode && (mode->type != JSON_STRING || strcmp(mode->str, "precopy")))
-		return mode->type == JSON_STRING &&
-			       (!strcmp(mode->str, "postcopy") || !strcmp(mode->str, "hybrid"))
-			   ? "this build migrates with mode precopy only (postcopy and hybrid "
-			     "are not implemented yet)"
-			   : "unknown mode (precopy, postcopy, hybrid)";
+	vc->mp.mode = MIG_PRECOPY;
+	if (mode && mode->type == JSON_STRING && !strcmp(mode->str, "postcopy"))
+		vc->mp.mode = MIG_POSTCOPY;
+	else if (mode && mode->type == JSON_STRING && !strcmp(mode->str, "hybrid"))
+		vc->mp.mode = MIG_HYBRID;
+	else if (mode && (mode->type != JSON_STRING || strcmp(mode->str, "precopy")))
+		return "unknown mode (precopy, postcopy, hybrid)";
+	if (num_field(f, n, "postcopy_after_rounds", 0, 1000, &pc))
+		return "postcopy_after_rounds must be 0 to 1000";
 	if (num_field(f, n, "bandwidth", 0, 1e12, &bw))
 		return "bandwidth must be bytes/s, 0 to 1e12";
 	if (num_field(f, n, "downtime_limit_ms", 1, 600000, &dl))
 		return "downtime_limit_ms must be 1 to 600000";
 	if (num_field(f, n, "timeout_s", 0, 86400, &to_s))
 		return "timeout_s must be 0 to 86400";
-	vc->mp.mode = MIG_PRECOPY;
+	vc->mp.postcopy_after_rounds = (uint32_t)pc;
 	vc->mp.bandwidth = (uint64_t)bw;
 	vc->mp.downtime_limit_ns = (uint64_t)(dl * 1e6);
 	vc->mp.timeout_ns = (uint64_t)(to_s * 1e9);

@@ -22,6 +22,7 @@ int fault_init(struct fault *f, struct guest_mem *gm, const struct bitmap *neede
 	memset(f, 0, sizeof(*f));
 	f->u.fd = -1;
 	f->quit_fd = -1;
+	f->inited = true;
 	f->gm = gm;
 	f->needed = needed;
 	f->nr_needed = bitmap_count(needed);
@@ -58,13 +59,14 @@ static void note_latency(struct fault *f, uint64_t gfn, uint64_t now)
 
 int fault_place(struct fault *f, uint64_t gfn, const void *data)
 {
-	uint8_t *dst = mem_gpa_to_hva(f->gm, gfn * PAGE, PAGE);
+	uint8_t *dst;
 	uint64_t now;
 	bool existed;
 	int err;
 
-	if (!dst)
+	if (gfn >= f->gm->pages)
 		return -EINVAL;
+	dst = f->gm->hva + gfn * PAGE;
 	if (bitmap_test(&f->received, gfn)) {
 		pthread_mutex_lock(&f->lock);
 		f->st.duplicates++;
@@ -77,11 +79,12 @@ int fault_place(struct fault *f, uint64_t gfn, const void *data)
 		return err;
 	now = hm_now_ns();
 	pthread_mutex_lock(&f->lock);
-	if (bitmap_test_and_set(&f->received, gfn) || existed) {
+	/* EEXIST: whoever placed it first counts it; only a real copy sets received */
+	if (existed || bitmap_test_and_set(&f->received, gfn)) {
 		f->st.duplicates++;
 	} else {
 		f->st.placed++;
-		if (bitmap_test(f->needed, gfn) && f->st.placed >= f->nr_needed)
+		if (bitmap_test(f->needed, gfn) && ++f->needed_placed >= f->nr_needed)
 			f->st.last_page_ns = now;
 	}
 	note_latency(f, gfn, now);
@@ -94,7 +97,7 @@ bool fault_complete(struct fault *f)
 	bool done;
 
 	pthread_mutex_lock(&f->lock);
-	done = f->st.placed >= f->nr_needed;
+	done = f->needed_placed >= f->nr_needed;
 	pthread_mutex_unlock(&f->lock);
 	return done;
 }
@@ -182,6 +185,8 @@ void fault_exit(struct fault *f)
 {
 	uint64_t one = 1;
 
+	if (!f->inited)
+		return;
 	if (f->started) {
 		if (write(f->quit_fd, &one, sizeof(one)) != sizeof(one))
 			hm_warn("cannot wake the fault thread");
@@ -199,6 +204,7 @@ void fault_exit(struct fault *f)
 	free(f->lat_us);
 	f->lat_us = NULL;
 	pthread_mutex_destroy(&f->lock);
+	f->inited = false;
 }
 
 void fault_get_stats(struct fault *f, struct fault_stats *st)
@@ -220,6 +226,7 @@ uint32_t fault_latency_us(struct fault *f, double p)
 {
 	uint32_t v = 0;
 
+	p = p < 0 ? 0 : p > 100 ? 100 : p;
 	pthread_mutex_lock(&f->lock);
 	if (f->nr_lat) {
 		qsort(f->lat_us, f->nr_lat, sizeof(uint32_t), cmp_u32);

@@ -44,6 +44,8 @@ struct fault {
 	struct guest_mem *gm;	     /* not owned */
 	const struct bitmap *needed; /* not owned: pages the source will send */
 	uint64_t nr_needed;
+	uint64_t needed_placed; /* needed pages here (under lock) */
+	bool inited;		/* fault_init ran: fault_exit has work */
 	struct bitmap requested;
 	struct bitmap received;
 	uint64_t *req_ns; /* per page: when it was requested, 0 = not */
