@@ -381,6 +381,10 @@ static int precopy(struct mig *m)
 		err = precopy_round(m);
 		if (err)
 			return err;
+		/* a forced switch point wins over convergence */
+		if (m->p.mode == MIG_HYBRID && m->p.postcopy_after_rounds &&
+		    m->s.rounds >= m->p.postcopy_after_rounds)
+			return 1;
 		if (m->s.predicted_downtime_ns <= m->p.downtime_limit_ns)
 			return 0;
 		if (m->p.mode == MIG_HYBRID && hybrid_switch(m, prev))

@@ -73,6 +73,30 @@ none_running() {
 	return 0
 }
 
+# net_up NAME [tbf args]: a two-namespace network (tools/testnet.sh), removed on exit;
+# sets A and B to the two addresses
+net_up() {
+	NET=$1
+	shift
+	trap 'bash tools/testnet.sh down $NET >/dev/null 2>&1; cleanup' EXIT INT TERM
+	if ! bash tools/testnet.sh up "$NET" "$@" >"$T/net.log" 2>&1; then
+		cat "$T/net.log"
+		echo "FAIL: cannot build the test network (network namespaces)"
+		exit 1
+	fi
+	A=$(bash tools/testnet.sh addr "$NET" a)
+	B=$(bash tools/testnet.sh addr "$NET" b)
+}
+
+# bg_in a|b NAME ARGS...: hybridmig inside a namespace, in the background
+bg_in() {
+	_side=$1 _bg=$2
+	shift 2
+	ip netns exec "$NET-$_side" "$HM" "$@" >"$T/$_bg.out" 2>"$T/$_bg.err" &
+	PIDS="$PIDS $!"
+	eval "PID_$_bg=$!"
+}
+
 finish() {
 	echo "$passed passed, $failed failed"
 	[ "$failed" -eq 0 ]

@@ -5,26 +5,8 @@
 # verifying ok on the source.
 . tests/e2e/lib.sh
 require_kvm
-NET=hmt$$
-NETSH="bash tools/testnet.sh"
-trap '$NETSH down $NET >/dev/null 2>&1; cleanup' EXIT INT TERM
-if ! $NETSH up $NET --rate 1gbit >"$T/net.log" 2>&1; then
-	cat "$T/net.log"
-	echo "FAIL: cannot build the test network (network namespaces)"
-	exit 1
-fi
-A=$($NETSH addr $NET a)
-B=$($NETSH addr $NET b)
+net_up hmt$$ --rate 1gbit
 PORT=$((20000 + $$ % 20000))
-
-# bg_in SIDE NAME ARGS...: hybridmig in a namespace, in the background
-bg_in() {
-	side=$1 name=$2
-	shift 2
-	ip netns exec $NET-$side "$HM" "$@" >"$T/$name.out" 2>"$T/$name.err" &
-	PIDS="$PIDS $!"
-	eval "PID_$name=$!"
-}
 
 # --- a dirtier below the 1 Gbit/s link, 2 vCPUs, I/O on ----------------------
 bg_in b d1 incoming --listen "$B:$PORT" --control "$T/d1.sock"
@@ -42,7 +24,7 @@ wait "$PID_d1" "$PID_s1"
 
 # --- through the delay proxy: 1 ms RTT ------------------------------------------
 PORT=$((PORT + 1))
-$NETSH proxy $NET $((PORT + 100)) $PORT 0.5 >/dev/null
+bash tools/testnet.sh proxy $NET $((PORT + 100)) $PORT 0.5 >/dev/null
 bg_in b d2 incoming --listen "$B:$PORT" --control "$T/d2.sock"
 bg_in a s2 run --mem 128M --guest dirtier:wss=16M,rate=5000 --control "$T/s2.sock"
 wait_sock "$T/s2.sock"
@@ -64,7 +46,7 @@ sleep 1
 ip netns exec $NET-a "$HM" migrate --control "$T/s3.sock" --to "$B:$PORT" --bandwidth 20M >"$T/m3" 2>"$T/m3.err" &
 mp=$!
 sleep 2
-$NETSH linkdown $NET
+bash tools/testnet.sh linkdown $NET
 wait $mp
 check "link cut: migrate exits 1" [ $? -eq 1 ]
 check "link cut: the source says the destination stopped answering" grep -q "stopped answering\|connection to the destination was lost" "$T/m3.err"
@@ -72,7 +54,7 @@ check "link cut: VM still running on the source" [ "$("$HM" status --control "$T
 check "link cut: verify ok on the source" [ "$("$HM" verify --control "$T/s3.sock" --json | json_get verify)" = ok ]
 "$HM" stop --control "$T/s3.sock" >/dev/null
 wait "$PID_s3"
-$NETSH linkup $NET
+bash tools/testnet.sh linkup $NET
 kill "$PID_d3" 2>/dev/null
 wait "$PID_d3"
 check "no hybridmig left running" none_running

@@ -1,0 +1,86 @@
+#!/bin/sh
+# Post-copy and hybrid migration end to end in the two-namespace network:
+# idle, a dirtier smaller than RAM, a 2-vCPU dirtier with the I/O device,
+# 1 and 2 vCPUs; and a writer faster than the link, where pre-copy gives
+# up at --timeout (the VM fine on the source) while hybrid completes.
+# Every run ends with the guest's verify ok on the destination.
+. tests/e2e/lib.sh
+require_kvm
+case ",${HM_REQUIRE:-}," in *,uffd,*) ;; *)
+	python3 -c "import ctypes,sys; sys.exit(0 if ctypes.CDLL(None).syscall(323, 0x80800) >= 0 else 77)" || { echo "skip: no userfaultfd"; exit 77; } ;;
+esac
+net_up hpc$$ --rate 10gbit
+PORT=$((20000 + $$ % 20000))
+
+# move MODE NAME MIGRATE_ARGS -- RUN_ARGS...
+move() {
+	mode=$1 n=$2
+	shift 2
+	margs=""
+	while [ "$1" != "--" ]; do margs="$margs $1"; shift; done
+	shift
+	PORT=$((PORT + 1))
+	bg_in b "${n}_d" incoming --listen "$B:$PORT" --control "$T/$n.d.sock"
+	bg_in a "${n}_s" run --control "$T/$n.s.sock" "$@"
+	wait_sock "$T/$n.s.sock" || { bad "$n: source did not come up"; return 1; }
+	sleep 0.7
+	ip netns exec "$NET-a" "$HM" migrate --mode "$mode" --control "$T/$n.s.sock" \
+		--to "$B:$PORT" --json $margs >"$T/$n.mig" 2>"$T/$n.mig.err"
+	rc=$?
+	tail -1 "$T/$n.mig" >"$T/$n.final"
+	return $rc
+}
+
+# landed NAME: destination verifies ok and keeps working; both processes end cleanly
+landed() {
+	n=$1
+	check "$n: report done" [ "$(json_get phase <"$T/$n.final")" = done ]
+	wait_sock "$T/$n.d.sock" || bad "$n: destination control socket"
+	u1=$("$HM" status --control "$T/$n.d.sock" --json | json_get work_units)
+	check "$n: verify ok on the destination" [ "$("$HM" verify --control "$T/$n.d.sock" --json | json_get verify)" = ok ]
+	if [ "$2" = grows ]; then
+		sleep 0.3
+		u2=$("$HM" status --control "$T/$n.d.sock" --json | json_get work_units)
+		check "$n: guest still progressing ($u1 -> $u2)" [ "$u2" -gt "$u1" ]
+	fi
+	eval "ps=\$PID_${n}_s"
+	wait "$ps"
+	check "$n: source exits 0 once every page is there" [ $? -eq 0 ]
+	"$HM" stop --control "$T/$n.d.sock" >/dev/null
+	eval "pd=\$PID_${n}_d"
+	wait "$pd"
+	check "$n: destination exits 0" [ $? -eq 0 ]
+}
+
+for mode in postcopy hybrid; do
+	move $mode ${mode}_idle -- --mem 256M --guest idle
+	check "${mode}_idle: migrate exits 0" [ $? -eq 0 ]
+	landed ${mode}_idle
+	move $mode ${mode}_ws --postcopy-after-rounds 1 -- --mem 512M --guest dirtier:wss=64M,rate=30000,pattern=zipf
+	check "${mode}_ws: migrate exits 0" [ $? -eq 0 ]
+	check "${mode}_ws: switched to post-copy" [ "$(json_get postcopy <"$T/${mode}_ws.final")" = true ]
+	check "${mode}_ws: pages pushed" [ "$(json_get pages_pushed <"$T/${mode}_ws.final")" -gt 0 ]
+	landed ${mode}_ws grows
+	move $mode ${mode}_io2 --postcopy-after-rounds 1 -- --mem 256M --vcpus 2 --guest dirtier:wss=32M,rate=20000,pattern=random,io=20
+	check "${mode}_io2: migrate exits 0" [ $? -eq 0 ]
+	landed ${mode}_io2 grows
+done
+f=$T/postcopy_ws.final
+check "post-copy report: fault latency p99 present" [ "$(json_get fault_latency_p99_us <"$f")" != null ]
+check "post-copy report: remote faults counted" [ "$(json_get remote_faults <"$f")" != null ]
+
+# --- a writer faster than the link -------------------------------------------------
+move precopy fast_pre --bandwidth 40M --timeout 3 -- --mem 256M --guest dirtier:wss=64M
+check "fast writer: pre-copy gives up (exit 1)" [ $? -eq 1 ]
+check "fast writer: says it did not converge" grep -q "did not converge" "$T/fast_pre.final"
+check "fast writer: VM still running on the source" [ "$("$HM" status --control "$T/fast_pre.s.sock" --json | json_get state)" = running ]
+check "fast writer: verify ok on the source" [ "$("$HM" verify --control "$T/fast_pre.s.sock" --json | json_get verify)" = ok ]
+"$HM" stop --control "$T/fast_pre.s.sock" >/dev/null
+kill "$PID_fast_pre_d" 2>/dev/null
+wait "$PID_fast_pre_s" "$PID_fast_pre_d"
+move hybrid fast_hyb --bandwidth 40M --timeout 3 -- --mem 256M --guest dirtier:wss=64M
+check "fast writer: hybrid completes (exit 0)" [ $? -eq 0 ]
+check "fast writer: hybrid switched to post-copy" [ "$(json_get postcopy <"$T/fast_hyb.final")" = true ]
+landed fast_hyb grows
+check "no hybridmig left running" none_running
+finish
