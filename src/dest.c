@@ -441,7 +441,7 @@ int dest_postcopy(struct dest *d)
 	struct proto_hdr h;
 	int err = 0;
 
-	d->c.timeout_ms = 60000;
+	d->c.timeout_ms = 15000;
 	while (!err) {
 		err = recv_frame(d, &h);
 		if (err)

@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/socket.h>
 #include <sys/sysinfo.h>
 #include <unistd.h>
 #include "src/control.h"
@@ -641,6 +642,9 @@ static int cmd_incoming(int argc, char **argv)
 
 		if (write(ic->d.stop_fd, &one, sizeof(one)) != sizeof(one))
 			hm_dbg("stop eventfd write failed");
+		/* a post-copy still receiving must not hold the exit up */
+		if (ic->d.c.fd >= 0)
+			shutdown(ic->d.c.fd, SHUT_RDWR);
 		pthread_join(ic->thread, NULL);
 	}
 	ret = ic->rc.vm ? finish_run(&ic->rc) : 1;

@@ -26,7 +26,7 @@
 #define CHECKS_TIMEOUT_MS  30000
 #define AFTER_TIMEOUT_MS   3000
 /* post-copy: the destination may wait this long for faults to drain */
-#define POSTCOPY_TIMEOUT_MS 60000
+#define POSTCOPY_TIMEOUT_MS 15000
 /* rounds shorter than this are too short to measure the bandwidth */
 #define MIN_MEASURE_NS (20 * NSEC_PER_MSEC)
 

@@ -46,6 +46,7 @@ struct vmctl {
 	struct mig_params mp;
 	struct mig_stats mig_final;
 	bool migrated;
+	bool fenced; /* post-copy failed after the switch: never resume this copy */
 };
 
 static void verify_finish(struct vmctl *vc, const struct devwin_verdict *v);
@@ -295,6 +296,8 @@ void vmctl_status(struct vmctl *vc, struct json_out *j)
 	if (vm->has_io)
 		iodev_get_stats(&vm->io, &io);
 	json_str(j, "state", vm_state_name(vm_get_state(vm)));
+	if (vc->fenced)
+		json_bool(j, "fenced", true);
 	json_str(j, "guest", vc->spec->type->name);
 	json_u64(j, "vcpus", vm->nr_vcpus);
 	json_u64(j, "mem_bytes", vm->mem.size);
@@ -386,6 +389,13 @@ static void cmd_resume(struct ctl_req *req, const struct json_field *f, size_t n
 	struct vmctl *vc = arg;
 
 	(void)f, (void)n;
+	if (vc->fenced) {
+		control_reply_error(req,
+				    "refusing to resume: the guest already ran on the migration "
+				    "destination (post-copy failed after the switch-over); this "
+				    "copy only keeps its pages");
+		return;
+	}
 	if (vm_resume(vc->vm)) {
 		control_reply_error(req, "cannot resume: the VM is not paused or running");
 		return;
@@ -458,6 +468,8 @@ static void mig_done_loop_cb(evutil_socket_t fd, short what, void *arg)
 	vc->mig = NULL;
 	vc->mig_req = NULL;
 	vc->migrated = !vc->mig_final.err;
+	/* after a post-copy switch the guest ran there: this copy must not run again */
+	vc->fenced = vc->mig_final.err && vc->mig_final.postcopy;
 	if (vc->mig_final.err)
 		hm_err("migration to %s failed: %s", vc->mp.to, vc->mig_final.error);
 	json_init(&j, buf, sizeof(buf));

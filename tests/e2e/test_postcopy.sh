@@ -82,5 +82,31 @@ move hybrid fast_hyb --bandwidth 40M --timeout 3 -- --mem 256M --guest dirtier:w
 check "fast writer: hybrid completes (exit 0)" [ $? -eq 0 ]
 check "fast writer: hybrid switched to post-copy" [ "$(json_get postcopy <"$T/fast_hyb.final")" = true ]
 landed fast_hyb grows
+# --- the link breaks during post-copy: the source keeps its pages, never resumes ----
+PORT=$((PORT + 1))
+bg_in b cut_d incoming --listen "$B:$PORT"
+bg_in a cut_s run --mem 512M --guest dirtier:wss=256M,rate=50000 --control "$T/cut.s.sock"
+wait_sock "$T/cut.s.sock"
+sleep 2
+ip netns exec "$NET-a" "$HM" migrate --mode postcopy --bandwidth 20M --control "$T/cut.s.sock" \
+	--to "$B:$PORT" --json >"$T/cut.mig" 2>"$T/cut.err" &
+mp=$!
+sleep 2
+bash tools/testnet.sh linkdown "$NET"
+wait $mp
+check "post-copy link cut: migrate exits 1" [ $? -eq 1 ]
+tail -1 "$T/cut.mig" >"$T/cut.final"
+check "post-copy link cut: it had switched" [ "$(json_get postcopy <"$T/cut.final")" = true ]
+check "post-copy link cut: source VM stays paused" [ "$("$HM" status --control "$T/cut.s.sock" --json | json_get state)" = paused ]
+check "post-copy link cut: source is fenced" [ "$("$HM" status --control "$T/cut.s.sock" --json | json_get fenced)" = true ]
+"$HM" resume --control "$T/cut.s.sock" >/dev/null 2>"$T/cut.resume"
+check "post-copy link cut: resume refused" [ $? -eq 1 ]
+check "post-copy link cut: says why" grep -q "already ran on the migration destination" "$T/cut.resume"
+bash tools/testnet.sh linkup "$NET"
+"$HM" stop --control "$T/cut.s.sock" >/dev/null
+wait "$PID_cut_s"
+kill "$PID_cut_d" 2>/dev/null
+wait "$PID_cut_d"
+check "post-copy link cut: destination ends on SIGTERM without a crash" [ $? -lt 128 ]
 check "no hybridmig left running" none_running
 finish
