@@ -301,7 +301,8 @@ static double wire_ratio(struct mig *m)
 
 static uint64_t predict_ns(struct mig *m, uint64_t pages)
 {
-	double bytes = (double)pages * HM_PAGE_SIZE * wire_ratio(m);
+	/* what still sits in our socket buffer goes first */
+	double bytes = (double)pages * HM_PAGE_SIZE * wire_ratio(m) + (double)net_unacked(&m->c);
 
 	if (!pages)
 		return m->s.rtt_ns;
@@ -758,10 +759,13 @@ static void *mig_thread(void *arg)
 	else if (!err)
 		err = switchover(m);
 	dirty_stop(&m->dirty);
-	if (err)
+	if (err) {
 		rollback(m, err);
-	else
+	} else {
+		/* the move is over; the rate report after it is not part of it */
+		m->s.end_ns = hm_now_ns();
 		after(m);
+	}
 	if (m->ustarted) {
 		__atomic_store_n(&m->cancel, true, __ATOMIC_RELEASE);
 		pthread_join(m->uthread, NULL);
@@ -769,7 +773,8 @@ static void *mig_thread(void *arg)
 	net_close(&m->uc);
 	net_close(&m->c);
 	pthread_mutex_lock(&m->lock);
-	m->s.end_ns = hm_now_ns();
+	if (!m->s.end_ns)
+		m->s.end_ns = hm_now_ns();
 	m->s.bytes_wire = m->c.sent + m->uc.sent;
 	pthread_mutex_unlock(&m->lock);
 	m->done(m->done_arg);

@@ -190,7 +190,12 @@ static int write_all(struct net_conn *c, struct iovec *iov, int n)
 
 		if (err)
 			return err;
-		w = writev(c->fd, iov, n > IOV_MAX ? IOV_MAX : n);
+		/* non-blocking: a blocking writev would wait for room for all of it,
+		 * past our timeout, on a link that went dead */
+		w = sendmsg(c->fd,
+			    &(struct msghdr){ .msg_iov = iov,
+					      .msg_iovlen = (size_t)(n > IOV_MAX ? IOV_MAX : n) },
+			    MSG_DONTWAIT | MSG_NOSIGNAL);
 		if (w < 0 && (errno == EINTR || errno == EAGAIN))
 			continue;
 		if (w < 0)
@@ -237,7 +242,7 @@ static int read_all(struct net_conn *c, uint8_t *buf, size_t len)
 
 		if (err)
 			return err;
-		r = read(c->fd, buf, len);
+		r = recv(c->fd, buf, len, MSG_DONTWAIT);
 		if (r < 0 && (errno == EINTR || errno == EAGAIN))
 			continue;
 		if (r < 0)

@@ -437,6 +437,9 @@ static void mig_tick_cb(evutil_socket_t fd, short what, void *arg)
 	if (!vc->mig || !vc->mig_req)
 		return;
 	mig_snapshot(vc->mig, &s);
+	/* before the first round ends, the average so far */
+	if (s.bandwidth <= 0 && hm_now_ns() > s.start_ns)
+		s.bandwidth = (double)s.bytes_wire * 1e9 / (double)(hm_now_ns() - s.start_ns);
 	eta = s.bandwidth > 0 ? (double)s.remaining * HM_PAGE_SIZE / s.bandwidth : -1;
 	json_init(&j, buf, sizeof(buf));
 	json_obj_begin(&j, NULL);
