@@ -110,6 +110,7 @@ struct hm_bootinfo {
 	/* fault guest */
 	uint64_t fault_kind;
 	uint64_t report_ns; /* interval between progress reports */
+	uint64_t fill;      /* dirtier: write each page once, then idle */
 };
 
 enum hm_fault_kind {

@@ -259,8 +259,14 @@ uint64_t hm_main(uint64_t cpu, const struct hm_bootinfo *bi)
 		uint64_t budget = 16;
 		uint64_t cmd = HM_CMD_RUN;
 
-		if (d.per_page)
+		if (bi->fill && d.units >= d.count) {
+			/* filled: idle from now on, still answering commands */
+			hm_reg_write(HM_REG_PROGRESS, d.units);
+			cmd = hm_block(1000000000ULL);
+			budget = 0;
+		} else if (d.per_page) {
 			cmd = pace(&d, &budget);
+		}
 		while (budget--)
 			write_one(&d);
 		if (cpu == 0 && bi->io_slots)

@@ -15,7 +15,7 @@ static const struct guest_type types[] = {
 	{ "idle", "waits without touching memory or spinning a host core", "", hm_blob_idle_start,
 	  hm_blob_idle_end },
 	{ "dirtier", "writes self-checking pages; verify proves none was lost or went stale",
-	  "wss,rate,pattern,io,seed", hm_blob_dirtier_start, hm_blob_dirtier_end },
+	  "wss,rate,pattern,io,seed,fill", hm_blob_dirtier_start, hm_blob_dirtier_end },
 	{ "fault", "misbehaves on purpose (kind=ud|pf|mmio|panic), for tests", "kind",
 	  hm_blob_fault_start, hm_blob_fault_end },
 };
@@ -72,6 +72,11 @@ static int set_param(struct guest_spec *spec, const char *key, const char *val)
 		return parse_count_range(val, 0, 100000, &spec->io_mbps);
 	if (!strcmp(key, "seed"))
 		return parse_count(val, &spec->seed);
+	if (!strcmp(key, "fill")) {
+		err = parse_count_range(val, 0, 1, &v);
+		spec->fill = v;
+		return err;
+	}
 	if (!strcmp(key, "pattern")) {
 		err = parse_enum(val, patterns, ARRAY_SIZE(patterns), &v);
 		spec->pattern = (enum hm_pattern)v;
@@ -158,6 +163,7 @@ int guest_layout(const struct guest_spec *spec, uint64_t mem, unsigned int nr_vc
 	bi->seed = spec->seed;
 	bi->fault_kind = spec->fault;
 	bi->report_ns = GUEST_REPORT_NS;
+	bi->fill = spec->fill;
 	if (spec->io_mbps) {
 		bi->io_ctl_gpa = at;
 		bi->io_ring_gpa = at + HM_PAGE_SIZE;

@@ -107,7 +107,8 @@ static void print_run_help(void)
 	guest_print_catalogue(stdout);
 	printf("                    dirtier: wss=SIZE working set (default 64M), rate=N pages/s\n"
 	       "                    (0 = unlimited), pattern=seq|random|zipf, io=N MB/s written\n"
-	       "                    by the DMA device into a ring the guest checks, seed=N\n"
+	       "                    by the DMA device into a ring the guest checks, seed=N,\n"
+	       "                    fill=1 to write the working set once and then idle\n"
 	       "  --control PATH    serve the control socket at PATH (JSON lines; see README)\n"
 	       "  --seconds N       run N seconds, verify, stop and print a summary\n"
 	       "                    (default: run until 'hybridmig stop' or a signal)\n"
