@@ -122,3 +122,11 @@ uint64_t bitmap_drain_into(struct bitmap *dst, struct bitmap *src)
 	}
 	return moved;
 }
+
+void bitmap_copy(struct bitmap *dst, const struct bitmap *src)
+{
+	assert(dst->nbits == src->nbits);
+	for (uint64_t i = 0; i < nwords(src->nbits); i++)
+		__atomic_store_n(&dst->words[i], __atomic_load_n(&src->words[i], __ATOMIC_RELAXED),
+				 __ATOMIC_RELAXED);
+}

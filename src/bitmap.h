@@ -32,6 +32,8 @@ void bitmap_set_range(struct bitmap *bm, uint64_t first, uint64_t count);
 uint64_t bitmap_find_next(const struct bitmap *bm, uint64_t from);
 uint64_t bitmap_count(const struct bitmap *bm);
 void bitmap_zero(struct bitmap *bm);
+/* dst = src; sizes must match. Not atomic as a whole. */
+void bitmap_copy(struct bitmap *dst, const struct bitmap *src);
 /*
  * Move every set bit of @src into @dst (dst |= src; src = 0), word by word
  * with atomic exchange so concurrent setters lose nothing. Sizes must match.

@@ -15,8 +15,11 @@
 #include "src/vm.h"
 #include "src/vmstate.h"
 
-#define IO_TIMEOUT_MS	15000
-#define AFTER_WINDOW_NS (1 * NSEC_PER_SEC)
+#define IO_TIMEOUT_MS	       15000
+#define AFTER_WINDOW_NS	       (1 * NSEC_PER_SEC)
+#define POSTCOPY_IO_TIMEOUT_MS 15000
+/* longer than the source's default reconnect window */
+#define RECONNECT_WAIT_NS (60 * NSEC_PER_SEC)
 
 static int fail(struct dest *d, int err, const char *fmt, ...) __printf(3, 4);
 static int fail(struct dest *d, int err, const char *fmt, ...)
@@ -97,6 +100,10 @@ static int hello(struct dest *d)
 		return fail(d, err, "%s", why);
 	if (peer.channel != PROTO_CH_BULK)
 		return fail(d, -EPROTO, "urgent channel before a bulk channel");
+	if (d->postcopy && peer.session != d->session)
+		return fail(d, -EPROTO,
+			    "another migration connected while this one waits for pages");
+	d->session = peer.session;
 	hm.session = peer.session;
 	proto_hello_encode(buf, &hm);
 	err = net_send(&d->c, PROTO_HELLO, 0, &v, 1);
@@ -310,7 +317,10 @@ static int request_page(void *arg, uint64_t gfn)
 	struct iovec v = { buf, sizeof(buf) };
 
 	proto_put_le64(buf, gfn);
-	return net_send(&d->uc, PROTO_REQ, 0, &v, 1);
+	/* a lost request is asked again when the link comes back: keep faulting */
+	if (net_send(&d->uc, PROTO_REQ, 0, &v, 1))
+		hm_dbg("request for page %llu not sent", (unsigned long long)gfn);
+	return 0;
 }
 
 /* Place the pages of one decoded batch through userfaultfd. */
@@ -435,15 +445,85 @@ static int send_complete(struct dest *d, uint64_t units0)
 	return net_send(&d->c, PROTO_COMPLETE, 0, &v, 1);
 }
 
+static bool link_error(int err)
+{
+	return err == -EPIPE || err == -ETIMEDOUT || err == -ECONNRESET || err == -ECONNABORTED ||
+	       err == -ENETUNREACH || err == -EHOSTUNREACH;
+}
+
+/* The source is back: tell it what we hold, restart the urgent channel, ask again. */
+static int resume(struct dest *d)
+{
+	int err = hello(d);
+
+	if (!err)
+		err = net_send_pagemap(&d->c, &d->fault.received);
+	if (!err)
+		err = net_send(&d->c, PROTO_ACCEPT, 0, NULL, 0);
+	if (!err)
+		err = pthread_create(&d->uthread, NULL, urgent_thread, d) ? -EAGAIN : 0;
+	if (err)
+		return err;
+	d->ustarted = true;
+	for (uint64_t g = bitmap_find_next(&d->fault.requested, 0); g < d->fault.requested.nbits;
+	     g = bitmap_find_next(&d->fault.requested, g + 1))
+		if (!bitmap_test(&d->fault.received, g))
+			request_page(d, g);
+	d->c.timeout_ms = POSTCOPY_IO_TIMEOUT_MS;
+	return 0;
+}
+
+/*
+ * The link broke during post-copy: the guest waits on its missing pages.
+ * Wait for the source to reconnect (bounded), and say so.
+ */
+static int reconnect(struct dest *d, int cause)
+{
+	uint64_t deadline = hm_now_ns() + RECONNECT_WAIT_NS;
+
+	stop_urgent(d);
+	net_close(&d->uc);
+	net_close(&d->c);
+	hm_warn("post-copy: link to the source lost (%s); the guest waits for its pages; waiting "
+		"up to %llu s for the source to reconnect",
+		strerror(-cause), (unsigned long long)(RECONNECT_WAIT_NS / NSEC_PER_SEC));
+	while (hm_now_ns() < deadline) {
+		int fd = net_accept(d->listen_fd, d->stop_fd,
+				    (int)((deadline - hm_now_ns()) / NSEC_PER_MSEC) + 1);
+		int err;
+
+		if (fd == -ECANCELED || fd == -ETIMEDOUT)
+			break;
+		if (fd < 0)
+			continue;
+		net_init(&d->c, fd, IO_TIMEOUT_MS);
+		d->why[0] = 0;
+		err = resume(d);
+		if (!err) {
+			hm_warn("post-copy: the source reconnected; %llu pages still to come",
+				(unsigned long long)(d->fault.nr_needed - d->fault.needed_placed));
+			return 0;
+		}
+		stop_urgent(d);
+		net_close(&d->uc);
+		net_close(&d->c);
+	}
+	return fail(d, cause, "post-copy: the link to the source broke and it did not come back");
+}
+
 int dest_postcopy(struct dest *d)
 {
 	uint64_t units0 = 0;
 	struct proto_hdr h;
 	int err = 0;
 
-	d->c.timeout_ms = 15000;
+	d->c.timeout_ms = POSTCOPY_IO_TIMEOUT_MS;
 	while (!err) {
 		err = recv_frame(d, &h);
+		if (err && link_error(err)) {
+			err = reconnect(d, err);
+			continue;
+		}
 		if (err)
 			break;
 		if (h.type == PROTO_DONE)

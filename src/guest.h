@@ -30,7 +30,7 @@ struct guest_spec {
 	uint64_t io_mbps; /* I/O device rate, MB/s (10^6 bytes), 0 = off */
 	uint64_t seed;
 	enum hm_fault_kind fault;
-	bool fill;		/* dirtier: write the working set once, then idle */
+	bool fill;	/* dirtier: write the working set once, then idle */
 	char text[256]; /* the spec as given, for the migration destination */
 };
 

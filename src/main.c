@@ -676,6 +676,7 @@ struct migrate_opts {
 	uint64_t downtime_ms;
 	uint64_t timeout_s;
 	uint64_t pc_rounds;
+	uint64_t reconnect_s;
 	bool json;
 	bool tty;
 	int result;
@@ -737,6 +738,7 @@ static int parse_migrate(int argc, char **argv, struct migrate_opts *o)
 		{ "downtime-limit", required_argument, NULL, 'd' },
 		{ "timeout", required_argument, NULL, 'T' },
 		{ "postcopy-after-rounds", required_argument, NULL, 'P' },
+		{ "reconnect-timeout", required_argument, NULL, 'R' },
 		{ "json", no_argument, NULL, 'j' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
@@ -777,6 +779,12 @@ static int parse_migrate(int argc, char **argv, struct migrate_opts *o)
 			if (parse_count_range(optarg, 1, 1000, &o->pc_rounds))
 				return usage_error("migrate",
 						   "bad --postcopy-after-rounds '%s' (1 to 1000)",
+						   optarg);
+			break;
+		case 'R':
+			if (parse_count_range(optarg, 0, 3600, &o->reconnect_s))
+				return usage_error("migrate",
+						   "bad --reconnect-timeout '%s' (0 to 3600 s)",
 						   optarg);
 			break;
 		case 'j':
@@ -866,6 +874,7 @@ static void stats_from_fields(struct mig_stats *s, const struct json_field *f, i
 	s->blocked_ns = (uint64_t)(fnum(f, n, "vcpu_blocked_ms") * 1e6);
 	s->last_page_ns = (uint64_t)(fnum(f, n, "last_page_ms") * 1e6);
 	s->units_postcopy = fnum(f, n, "work_units_per_s_postcopy");
+	s->reconnects = (uint32_t)fnum(f, n, "reconnects");
 	p = rp ? rp->str : "";
 	for (uint32_t i = 0; i < s->rounds && i < MIG_MAX_ROUNDS && *p; i++) {
 		s->round_pages[i] = strtoull(p, (char **)&p, 10);
@@ -920,7 +929,9 @@ static bool migrate_line(const char *line, void *arg)
 
 static int cmd_migrate(int argc, char **argv)
 {
-	struct migrate_opts o = { .mode = "precopy", .downtime_ms = 300, .result = 1 };
+	struct migrate_opts o = {
+		.mode = "precopy", .downtime_ms = 300, .reconnect_s = 30, .result = 1
+	};
 	char req[512];
 	char why[256];
 	struct json_out j;
@@ -939,6 +950,7 @@ static int cmd_migrate(int argc, char **argv)
 	json_u64(&j, "timeout_s", o.timeout_s);
 	if (o.pc_rounds)
 		json_u64(&j, "postcopy_after_rounds", o.pc_rounds);
+	json_u64(&j, "reconnect_s", o.reconnect_s);
 	json_obj_end(&j);
 	/* progress comes every 0.5 s; a silent minute means the VM is gone */
 	if (ctlclient_stream(o.control, req, migrate_line, &o, 60000, why, sizeof(why))) {

@@ -48,6 +48,9 @@ struct mig {
 	pthread_t uthread;
 	bool ustarted;
 	bool peer_error; /* the destination said it failed (ERROR/REFUSE) */
+	bool ustop;	 /* tells the urgent thread to end (atomic) */
+	uint64_t session;
+	struct bitmap owed; /* post-copy: every page the destination was owed */
 	uint8_t uhead[PROTO_PAGES_HDR + 8];
 	uint8_t urx[64];
 	struct bitmap todo; /* pages to send */
@@ -158,7 +161,9 @@ static int hello(struct mig *m)
 	uint64_t t0 = hm_now_ns();
 	int err;
 
-	hm.session = t0 ^ (uint64_t)getpid() << 32;
+	if (!m->session)
+		m->session = t0 ^ (uint64_t)getpid() << 32;
+	hm.session = m->session;
 	proto_hello_encode(buf, &hm);
 	err = net_send(&m->c, PROTO_HELLO, 0, &v, 1);
 	if (err)
@@ -496,26 +501,6 @@ static int started(struct mig *m, uint64_t t_pause, uint64_t age)
 
 /* ---- post-copy ------------------------------------------------------------- */
 
-/* Tell the destination which pages we still hold; all others fault in as zero. */
-static int send_pagemap(struct mig *m)
-{
-	uint64_t end = ALIGN_UP(m->todo.nbits, 64);
-
-	for (uint64_t first = 0; first < end; first += PROTO_PAGEMAP_MAX_BITS) {
-		uint32_t nbits = (uint32_t)min_t(uint64_t, PROTO_PAGEMAP_MAX_BITS, end - first);
-		uint8_t head[PROTO_PAGEMAP_HDR];
-		struct iovec v[2] = { { head, sizeof(head) },
-				      { &m->todo.words[first / 64], nbits / 8 } };
-		int err;
-
-		proto_pagemap_encode_head(head, first, nbits);
-		err = net_send(&m->c, PROTO_PAGEMAP, 0, v, 2);
-		if (err)
-			return fail(m, err, "%s", net_error(err));
-	}
-	return 0;
-}
-
 /* Answer one page request on the urgent channel, straight from guest RAM. */
 static int answer(struct mig *m, uint64_t gfn)
 {
@@ -547,7 +532,7 @@ static void *urgent_thread(void *arg)
 {
 	struct mig *m = arg;
 
-	while (!__atomic_load_n(&m->cancel, __ATOMIC_ACQUIRE)) {
+	while (!__atomic_load_n(&m->ustop, __ATOMIC_ACQUIRE)) {
 		struct pollfd p = { .fd = m->uc.fd, .events = POLLIN };
 		const char *why = "";
 		struct proto_hdr h;
@@ -637,6 +622,114 @@ static int complete(struct mig *m)
 	return 0;
 }
 
+static void stop_urgent(struct mig *m)
+{
+	if (!m->ustarted)
+		return;
+	__atomic_store_n(&m->ustop, true, __ATOMIC_RELEASE);
+	pthread_join(m->uthread, NULL);
+	m->ustarted = false;
+	__atomic_store_n(&m->ustop, false, __ATOMIC_RELEASE);
+}
+
+static bool link_error(int err)
+{
+	return err == -EPIPE || err == -ETIMEDOUT || err == -ECONNRESET || err == -ECONNABORTED ||
+	       err == -ENETUNREACH || err == -EHOSTUNREACH || err == -ECONNREFUSED;
+}
+
+/* Read the destination's map of the pages it holds, up to its ACCEPT. */
+static int read_held(struct mig *m)
+{
+	for (;;) {
+		struct proto_pagemap pm;
+		const char *why = "";
+		struct proto_hdr h;
+		int err = net_recv(&m->c, &h, m->rx, sizeof(m->rx), &why);
+
+		if (err)
+			return err;
+		if (h.type == PROTO_ACCEPT)
+			return 0;
+		if (h.type != PROTO_PAGEMAP ||
+		    proto_pagemap_decode(m->rx, (size_t)h.len, m->vm->mem.pages, &pm, &why))
+			return fail(m, -EPROTO, "bad page map from the destination on resume");
+		for (uint32_t i = 0; i < pm.nbits; i++)
+			if (((pm.bits[i / 8] >> (i % 8)) & 1) && pm.first + i < m->sent.nbits)
+				bitmap_set(&m->sent, pm.first + i);
+	}
+}
+
+/* One attempt: both channels up again, and what is still owed queued. */
+static int resume_once(struct mig *m)
+{
+	char why[256];
+	int err = net_connect(&m->c, m->p.to, 2000, why, sizeof(why));
+
+	if (err)
+		return err;
+	m->c.timeout_ms = IO_TIMEOUT_MS;
+	m->c.rate = m->p.bandwidth;
+	err = hello(m);
+	if (!err) {
+		bitmap_zero(&m->sent);
+		err = read_held(m);
+	}
+	if (err) {
+		net_close(&m->uc);
+		net_close(&m->c);
+		return err;
+	}
+	/* owed and not held: everything in flight when the link broke goes again */
+	bitmap_zero(&m->todo);
+	for (uint64_t g = bitmap_find_next(&m->owed, 0); g < m->owed.nbits;
+	     g = bitmap_find_next(&m->owed, g + 1))
+		if (!bitmap_test(&m->sent, g))
+			bitmap_set(&m->todo, g);
+	bitmap_copy(&m->sent, &m->owed);
+	for (uint64_t g = bitmap_find_next(&m->todo, 0); g < m->todo.nbits;
+	     g = bitmap_find_next(&m->todo, g + 1))
+		bitmap_clear(&m->sent, g);
+	__atomic_store_n(&m->cursor, 0, __ATOMIC_RELEASE);
+	m->c.timeout_ms = POSTCOPY_TIMEOUT_MS;
+	if (pthread_create(&m->uthread, NULL, urgent_thread, m))
+		return -EAGAIN;
+	m->ustarted = true;
+	return 0;
+}
+
+/*
+ * The link broke after the switch: the guest waits on the destination for
+ * pages only we hold. Keep trying to reconnect for the window given, and
+ * say so; the VM stays paused here either way.
+ */
+static int reconnect(struct mig *m, int cause)
+{
+	uint64_t deadline = hm_now_ns() + m->p.reconnect_ns;
+	int err = cause;
+
+	stop_urgent(m);
+	net_close(&m->uc);
+	net_close(&m->c);
+	set_phase(m, "postcopy-reconnecting");
+	for (int attempt = 1; hm_now_ns() < deadline; attempt++) {
+		hm_warn("post-copy: link to %s lost (%s); the VM waits on both sides; reconnecting "
+			"(attempt %d, %.0f s left)",
+			m->p.to, net_error(err), attempt, (double)(deadline - hm_now_ns()) / 1e9);
+		err = resume_once(m);
+		if (!err) {
+			hm_warn("post-copy: reconnected to %s, %llu pages still owed", m->p.to,
+				(unsigned long long)bitmap_count(&m->todo));
+			m->why[0] = 0;
+			set_phase(m, "postcopy");
+			return 0;
+		}
+		poll(NULL, 0, 1000);
+	}
+	return fail(m, err, "post-copy: could not reconnect to %s within %llu s (%s)", m->p.to,
+		    (unsigned long long)(m->p.reconnect_ns / NSEC_PER_SEC), net_error(err));
+}
+
 /*
  * Stop, send the page map, state and switch; once the destination runs,
  * serve requests and push the rest. From STARTED on the destination owns
@@ -666,7 +759,9 @@ static int postcopy(struct mig *m)
 		return fail(m, err, "cannot collect the pages to send: %s", strerror(-err));
 	dirty_stop(&m->dirty);
 	m->s.remaining = bitmap_count(&m->todo);
-	err = send_pagemap(m);
+	/* what the destination is owed, kept to resume after a broken link */
+	bitmap_copy(&m->owed, &m->todo);
+	err = net_send_pagemap(&m->c, &m->todo);
 	if (!err)
 		err = send_state(m, PROTO_SWITCH_POSTCOPY);
 	if (err)
@@ -690,10 +785,18 @@ static int postcopy(struct mig *m)
 	}
 	set_phase(m, "postcopy");
 	m->c.timeout_ms = POSTCOPY_TIMEOUT_MS;
-	err = push_all(m);
-	if (!err)
-		err = complete(m);
-	return err;
+	for (;;) {
+		err = push_all(m);
+		if (!err)
+			err = complete(m);
+		if (!err || !link_error(err) || m->peer_error || !m->p.reconnect_ns)
+			return err;
+		m->why[0] = 0;
+		err = reconnect(m, err);
+		if (err)
+			return err;
+		m->s.reconnects++;
+	}
 }
 
 /* The destination reports the guest's rate after the move; not fatal if it does not. */
@@ -766,10 +869,7 @@ static void *mig_thread(void *arg)
 		m->s.end_ns = hm_now_ns();
 		after(m);
 	}
-	if (m->ustarted) {
-		__atomic_store_n(&m->cancel, true, __ATOMIC_RELEASE);
-		pthread_join(m->uthread, NULL);
-	}
+	stop_urgent(m);
 	net_close(&m->uc);
 	net_close(&m->c);
 	pthread_mutex_lock(&m->lock);
@@ -798,9 +898,11 @@ struct mig *mig_start(struct vm *vm, const struct mig_params *p, mig_done_fn don
 	m->s.units_before = p->units_before;
 	pthread_mutex_init(&m->lock, NULL);
 	if (bitmap_init(&m->todo, vm->mem.pages) || bitmap_init(&m->sent, vm->mem.pages) ||
+	    bitmap_init(&m->owed, vm->mem.pages) ||
 	    pthread_create(&m->thread, NULL, mig_thread, m)) {
 		bitmap_exit(&m->todo);
 		bitmap_exit(&m->sent);
+		bitmap_exit(&m->owed);
 		pthread_mutex_destroy(&m->lock);
 		free(m);
 		return NULL;
@@ -829,6 +931,7 @@ void mig_free(struct mig *m)
 	pthread_join(m->thread, NULL);
 	bitmap_exit(&m->todo);
 	bitmap_exit(&m->sent);
+	bitmap_exit(&m->owed);
 	pthread_mutex_destroy(&m->lock);
 	free(m);
 }
@@ -878,6 +981,7 @@ void mig_report_json(const struct mig_stats *s, struct json_out *j)
 		json_dbl(j, "vcpu_blocked_ms", ms(s->blocked_ns), 3);
 		json_dbl(j, "last_page_ms", ms(s->last_page_ns), 3);
 		json_dbl(j, "work_units_per_s_postcopy", s->units_postcopy, 0);
+		json_u64(j, "reconnects", s->reconnects);
 	}
 	json_arr_begin(j, "round_pages");
 	for (uint32_t i = 0; i < s->rounds && i < MIG_MAX_ROUNDS; i++)

@@ -37,6 +37,7 @@ struct mig_params {
 	char spec[256];			/* guest spec, for the destination */
 	double units_before;		/* guest work units/s before the migration */
 	uint32_t postcopy_after_rounds; /* hybrid: switch after this many rounds (0 = rule) */
+	uint64_t reconnect_ns; /* post-copy: keep reconnecting this long after a link loss */
 };
 
 #define MIG_MAX_ROUNDS 64
@@ -80,6 +81,7 @@ struct mig_stats {
 	uint64_t blocked_ns;   /* destination vCPU time blocked on missing pages */
 	uint64_t last_page_ns; /* vCPUs running on the destination -> last page there */
 	double units_postcopy; /* guest work units/s during post-copy */
+	uint32_t reconnects;   /* post-copy links re-established */
 	int err;
 	char error[256];
 };

@@ -16,6 +16,7 @@
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
+#include "src/bitmap.h"
 #include "src/log.h"
 
 int net_parse_addr(const char *s, struct sockaddr_in *sa)
@@ -199,7 +200,7 @@ static int write_all(struct net_conn *c, struct iovec *iov, int n)
 		if (w < 0 && (errno == EINTR || errno == EAGAIN))
 			continue;
 		if (w < 0)
-			return errno == ECONNRESET ? -EPIPE : -errno;
+			return errno == ECONNRESET || errno == ECONNABORTED ? -EPIPE : -errno;
 		c->sent += (uint64_t)w;
 		while (n > 0 && (size_t)w >= iov->iov_len) {
 			w -= (ssize_t)iov->iov_len;
@@ -246,7 +247,7 @@ static int read_all(struct net_conn *c, uint8_t *buf, size_t len)
 		if (r < 0 && (errno == EINTR || errno == EAGAIN))
 			continue;
 		if (r < 0)
-			return errno == ECONNRESET ? -EPIPE : -errno;
+			return errno == ECONNRESET || errno == ECONNABORTED ? -EPIPE : -errno;
 		if (!r)
 			return -EPIPE;
 		c->received += (uint64_t)r;
@@ -296,4 +297,23 @@ uint64_t net_unacked(struct net_conn *c)
 	if (c->fd < 0 || ioctl(c->fd, SIOCOUTQ, &n) || n < 0)
 		return 0;
 	return (uint64_t)n;
+}
+
+int net_send_pagemap(struct net_conn *c, const struct bitmap *bm)
+{
+	uint64_t end = ALIGN_UP(bm->nbits, 64);
+
+	for (uint64_t first = 0; first < end; first += PROTO_PAGEMAP_MAX_BITS) {
+		uint32_t nbits = (uint32_t)min_t(uint64_t, PROTO_PAGEMAP_MAX_BITS, end - first);
+		uint8_t head[PROTO_PAGEMAP_HDR];
+		struct iovec v[2] = { { head, sizeof(head) },
+				      { (void *)&bm->words[first / 64], nbits / 8 } };
+		int err;
+
+		proto_pagemap_encode_head(head, first, nbits);
+		err = net_send(c, PROTO_PAGEMAP, 0, v, 2);
+		if (err)
+			return err;
+	}
+	return 0;
 }

@@ -51,6 +51,9 @@ int net_recv(struct net_conn *c, struct proto_hdr *h, uint8_t *buf, size_t cap,
 	     const char **why) __must_check;
 /* Bytes handed to the socket but not yet acknowledged by the peer (SIOCOUTQ), 0 if unknown. */
 uint64_t net_unacked(struct net_conn *c);
+struct bitmap;
+/* Send @bm as PAGEMAP frames (runs of up to PROTO_PAGEMAP_MAX_BITS pages). */
+int net_send_pagemap(struct net_conn *c, const struct bitmap *bm) __must_check;
 /* Send an ERROR frame, best effort (the link may be what failed). */
 void net_send_error(struct net_conn *c, int err, const char *msg);
 

@@ -515,6 +515,7 @@ static const char *migrate_params(struct vmctl *vc, const struct json_field *f, 
 	double dl = 300;
 	double to_s = 0;
 	double pc = 0;
+	double rc = 30;
 
 	memset(&vc->mp, 0, sizeof(vc->mp));
 	if (!to || to->type != JSON_STRING || !*to->str)
@@ -531,6 +532,8 @@ static const char *migrate_params(struct vmctl *vc, const struct json_field *f, 
 		return "unknown mode (precopy, postcopy, hybrid)";
 	if (num_field(f, n, "postcopy_after_rounds", 0, 1000, &pc))
 		return "postcopy_after_rounds must be 0 to 1000";
+	if (num_field(f, n, "reconnect_s", 0, 3600, &rc))
+		return "reconnect_s must be 0 to 3600";
 	if (num_field(f, n, "bandwidth", 0, 1e12, &bw))
 		return "bandwidth must be bytes/s, 0 to 1e12";
 	if (num_field(f, n, "downtime_limit_ms", 1, 600000, &dl))
@@ -538,6 +541,7 @@ static const char *migrate_params(struct vmctl *vc, const struct json_field *f, 
 	if (num_field(f, n, "timeout_s", 0, 86400, &to_s))
 		return "timeout_s must be 0 to 86400";
 	vc->mp.postcopy_after_rounds = (uint32_t)pc;
+	vc->mp.reconnect_ns = (uint64_t)(rc * 1e9);
 	vc->mp.bandwidth = (uint64_t)bw;
 	vc->mp.downtime_limit_ns = (uint64_t)(dl * 1e6);
 	vc->mp.timeout_ns = (uint64_t)(to_s * 1e9);

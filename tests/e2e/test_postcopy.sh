@@ -89,7 +89,7 @@ bg_in a cut_s run --mem 512M --guest dirtier:wss=256M,rate=50000 --control "$T/c
 wait_sock "$T/cut.s.sock"
 sleep 2
 ip netns exec "$NET-a" "$HM" migrate --mode postcopy --bandwidth 20M --control "$T/cut.s.sock" \
-	--to "$B:$PORT" --json >"$T/cut.mig" 2>"$T/cut.err" &
+	--to "$B:$PORT" --reconnect-timeout 3 --json >"$T/cut.mig" 2>"$T/cut.err" &
 mp=$!
 sleep 2
 bash tools/testnet.sh linkdown "$NET"
@@ -102,11 +102,29 @@ check "post-copy link cut: source is fenced" [ "$("$HM" status --control "$T/cut
 "$HM" resume --control "$T/cut.s.sock" >/dev/null 2>"$T/cut.resume"
 check "post-copy link cut: resume refused" [ $? -eq 1 ]
 check "post-copy link cut: says why" grep -q "already ran on the migration destination" "$T/cut.resume"
+check "post-copy link cut: the source said it was reconnecting" grep -q "reconnecting" "$T/cut_s.err"
 bash tools/testnet.sh linkup "$NET"
 "$HM" stop --control "$T/cut.s.sock" >/dev/null
 wait "$PID_cut_s"
 kill "$PID_cut_d" 2>/dev/null
 wait "$PID_cut_d"
 check "post-copy link cut: destination ends on SIGTERM without a crash" [ $? -lt 128 ]
+# --- the connections break during post-copy and come back: the migration completes --
+PORT=$((PORT + 1))
+bg_in b back_d incoming --listen "$B:$PORT" --control "$T/back.d.sock"
+bg_in a back_s run --mem 512M --guest dirtier:wss=128M,rate=20000 --control "$T/back.s.sock"
+wait_sock "$T/back.s.sock"
+sleep 1.5
+ip netns exec "$NET-a" "$HM" migrate --mode postcopy --bandwidth 20M --control "$T/back.s.sock" \
+	--to "$B:$PORT" --reconnect-timeout 60 --json >"$T/back.mig" 2>"$T/back.err" &
+mp=$!
+sleep 2.5
+# break both connections (RST), as a flapping link or a middlebox would
+ip netns exec "$NET-a" ss -K dport = ":$PORT" >/dev/null 2>&1
+wait $mp
+check "post-copy link back: migrate exits 0" [ $? -eq 0 ]
+tail -1 "$T/back.mig" >"$T/back.final"
+check "post-copy link back: it reconnected" [ "$(json_get reconnects <"$T/back.final")" -ge 1 ]
+landed back grows
 check "no hybridmig left running" none_running
 finish
