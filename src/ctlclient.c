@@ -47,61 +47,31 @@ static int send_all(int fd, const char *buf, size_t len)
 	return 0;
 }
 
-static int read_line(int fd, char *reply, size_t cap, int timeout_ms)
+struct one_line {
+	char *buf;
+	size_t cap;
+	bool too_long;
+};
+
+static bool copy_line(const char *line, void *arg)
 {
-	size_t len = 0;
+	struct one_line *o = arg;
 
-	for (;;) {
-		struct pollfd p = { .fd = fd, .events = POLLIN };
-		int r = poll(&p, 1, timeout_ms);
-		ssize_t n;
-
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r < 0)
-			return -errno;
-		if (!r)
-			return -ETIMEDOUT;
-		if (len + 1 >= cap)
-			return -EMSGSIZE;
-		n = recv(fd, reply + len, cap - len - 1, 0);
-		if (n < 0 && (errno == EINTR || errno == EAGAIN))
-			continue;
-		if (n < 0)
-			return -errno;
-		if (!n)
-			return -EPIPE;
-		len += (size_t)n;
-		reply[len] = 0;
-		if (memchr(reply, '\n', len)) {
-			*strchr(reply, '\n') = 0;
-			return 0;
-		}
-	}
+	o->too_long = strlen(line) >= o->cap;
+	snprintf(o->buf, o->cap, "%s", line);
+	return true;
 }
 
 int ctlclient_call(const char *path, const char *request, char *reply, size_t cap, int timeout_ms,
 		   char *why, size_t whylen)
 {
-	int fd = connect_to(path, why, whylen);
-	int err;
+	struct one_line o = { reply, cap, false };
+	int err = ctlclient_stream(path, request, copy_line, &o, timeout_ms, why, whylen);
 
-	if (fd < 0)
-		return fd;
-	err = send_all(fd, request, strlen(request));
-	if (!err)
-		err = send_all(fd, "\n", 1);
-	if (!err)
-		err = read_line(fd, reply, cap, timeout_ms);
-	close(fd);
-	if (err == -ETIMEDOUT)
-		snprintf(why, whylen, "no reply from %s within %d ms", path, timeout_ms);
-	else if (err == -EPIPE)
-		snprintf(why, whylen, "%s closed the connection without a reply", path);
-	else if (err == -EMSGSIZE)
+	if (!err && o.too_long) {
 		snprintf(why, whylen, "reply from %s is too long", path);
-	else if (err)
-		snprintf(why, whylen, "talking to %s: %s", path, strerror(-err));
+		return -EMSGSIZE;
+	}
 	return err;
 }
 
