@@ -118,7 +118,9 @@ sleep 1.5
 ip netns exec "$NET-a" "$HM" migrate --mode postcopy --bandwidth 20M --control "$T/back.s.sock" \
 	--to "$B:$PORT" --reconnect-timeout 60 --json >"$T/back.mig" 2>"$T/back.err" &
 mp=$!
-sleep 2.5
+i=0
+while [ $i -lt 100 ] && ! grep -q '"phase":"postcopy"' "$T/back.mig"; do sleep 0.1; i=$((i + 1)); done
+sleep 0.5
 # break both connections (RST), as a flapping link or a middlebox would
 ip netns exec "$NET-a" ss -K dport = ":$PORT" >/dev/null 2>&1
 wait $mp
