@@ -55,7 +55,8 @@ enum hm_devwin_reg {
 	HM_REG_IO_SEEN = 0x40,	/* store: I/O records the guest consumed and checked */
 	HM_REG_PANIC = 0x48,	/* store: guest detected an internal error; value = code */
 	HM_REG_EXIT = 0x50,	/* store: guest main returned; vCPU is done */
-	HM_DEVWIN_REGS = 0x58,
+	HM_REG_TSC_GAP = 0x58,	/* store: longest TSC jump the guest saw between two steps */
+	HM_DEVWIN_REGS = 0x60,
 };
 
 /* Commands answered to HM_REG_POLL loads. */
@@ -110,7 +111,7 @@ struct hm_bootinfo {
 	/* fault guest */
 	uint64_t fault_kind;
 	uint64_t report_ns; /* interval between progress reports */
-	uint64_t fill;      /* dirtier: write each page once, then idle */
+	uint64_t fill;	    /* dirtier: write each page once, then idle */
 };
 
 enum hm_fault_kind {

@@ -32,6 +32,9 @@ struct dirtier {
 	uint64_t per_page; /* TSC ticks per page, 0 = unlimited */
 	uint64_t t0;	   /* rate clock origin */
 	uint64_t paid;	   /* pages accounted against t0 */
+	uint64_t last;	   /* TSC at the previous step */
+	uint64_t gap;	   /* longest TSC jump between two steps, blocking excluded */
+	int blocked;	   /* this step asked the VMM to block it */
 };
 
 static uint64_t rnd(struct dirtier *d)
@@ -172,6 +175,7 @@ static void verify(struct dirtier *d)
 /* Report progress and fetch the next command. */
 static uint64_t report(struct dirtier *d)
 {
+	hm_reg_write(HM_REG_TSC_GAP, d->gap);
 	hm_reg_write(HM_REG_PROGRESS, d->units);
 	if (d->bi->io_slots && d->cpu == 0)
 		hm_reg_write(HM_REG_IO_SEEN, d->io_seen);
@@ -201,6 +205,7 @@ static uint64_t pace(struct dirtier *d, uint64_t *budget)
 	wait = d->t0 + (d->paid + 1) * d->per_page - now;
 	if (wait * 1000000 / d->bi->tsc_khz > 200000) {
 		hm_reg_write(HM_REG_PROGRESS, d->units);
+		d->blocked = 1;
 		return hm_block(wait * 1000000 / d->bi->tsc_khz);
 	}
 	hm_cpu_relax();
@@ -232,6 +237,16 @@ static void setup(struct dirtier *d, uint64_t cpu, const struct hm_bootinfo *bi)
 	d->t0 = hm_rdtsc();
 }
 
+/* The guest's own clock: how far did the TSC jump between two steps? */
+static void step(struct dirtier *d, int waited)
+{
+	uint64_t now = hm_rdtsc();
+
+	if (!waited && d->last && now - d->last > d->gap)
+		d->gap = now - d->last;
+	d->last = now;
+}
+
 static uint64_t handle(struct dirtier *d, uint64_t cmd)
 {
 	if (cmd == HM_CMD_VERIFY) {
@@ -258,15 +273,19 @@ uint64_t hm_main(uint64_t cpu, const struct hm_bootinfo *bi)
 	for (;;) {
 		uint64_t budget = 16;
 		uint64_t cmd = HM_CMD_RUN;
+		int waited;
 
 		if (bi->fill && d.units >= d.count) {
 			/* filled: idle from now on, still answering commands */
 			hm_reg_write(HM_REG_PROGRESS, d.units);
 			cmd = hm_block(1000000000ULL);
+			d.blocked = 1;
 			budget = 0;
 		} else if (d.per_page) {
 			cmd = pace(&d, &budget);
 		}
+		waited = d.blocked || cmd != HM_CMD_RUN;
+		d.blocked = 0;
 		while (budget--)
 			write_one(&d);
 		if (cpu == 0 && bi->io_slots)
@@ -277,5 +296,6 @@ uint64_t hm_main(uint64_t cpu, const struct hm_bootinfo *bi)
 		}
 		if (handle(&d, cmd) == HM_CMD_STOP)
 			return 0;
+		step(&d, waited || cmd != HM_CMD_RUN);
 	}
 }

@@ -134,6 +134,10 @@ static int store(struct devwin *dw, struct devwin_vcpu *v, uint64_t off, uint64_
 	case HM_REG_IO_SEEN:
 		dw->io_seen = val;
 		return 0;
+	case HM_REG_TSC_GAP:
+		if (val > dw->tsc_gap)
+			dw->tsc_gap = val;
+		return 0;
 	case HM_REG_PANIC:
 		*why = "the guest reported an internal error (panic register)";
 		return -EIO;
@@ -286,4 +290,14 @@ uint64_t devwin_first_report_ns(struct devwin *dw)
 	t = dw->first_report_ns;
 	pthread_mutex_unlock(&dw->lock);
 	return t;
+}
+
+uint64_t devwin_tsc_gap(struct devwin *dw)
+{
+	uint64_t g;
+
+	pthread_mutex_lock(&dw->lock);
+	g = dw->tsc_gap;
+	pthread_mutex_unlock(&dw->lock);
+	return g;
 }

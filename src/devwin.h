@@ -48,6 +48,7 @@ struct devwin {
 	uint64_t io_seen;	  /* I/O records the guest checked */
 	uint64_t max_gap_ns;	  /* longest gap between two progress reports of a vCPU */
 	uint64_t first_report_ns; /* monotonic time of the first progress report, 0 = none */
+	uint64_t tsc_gap;	  /* longest TSC jump a vCPU saw between two steps (ticks) */
 	/* verify in flight */
 	unsigned int v_waiting;
 	struct devwin_verdict v_acc;
@@ -89,6 +90,8 @@ uint64_t devwin_units(struct devwin *dw);
 uint64_t devwin_io_seen(struct devwin *dw);
 /* Monotonic time of the guest's first progress report, 0 before it. */
 uint64_t devwin_first_report_ns(struct devwin *dw);
+/* Longest TSC jump (ticks) a vCPU saw between two of its steps. */
+uint64_t devwin_tsc_gap(struct devwin *dw);
 /* Longest gap between two progress reports of one vCPU since the last reset. */
 uint64_t devwin_max_gap_ns(struct devwin *dw, bool reset);
 

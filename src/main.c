@@ -684,26 +684,27 @@ struct migrate_opts {
 
 static void migrate_usage(void)
 {
-	printf("usage: hybridmig migrate --control PATH --to ADDR:PORT [--mode MODE]\n"
-	       "                         [--bandwidth RATE] [--downtime-limit MS] [--timeout S]\n"
-	       "                         [--postcopy-after-rounds N] [--reconnect-timeout S]\n"
-	       "                         [--json]\n\n"
-	       "Moves the running VM behind the control socket PATH, live, to a destination\n"
-	       "started with 'hybridmig incoming --listen ADDR:PORT'. Until the switch-over the\n"
-	       "VM keeps running here and any failure leaves it running here; after it, this\n"
-	       "side keeps every page until the destination holds them all.\n\n"
-	       "  --mode MODE          precopy (default): rounds of dirty pages, then stop-and-copy\n"
-	       "                       postcopy: move the VM at once; pages follow on demand and\n"
-	       "                       from a background pusher\n"
-	       "                       hybrid: pre-copy rounds while they pay, then post-copy\n"
-	       "  --bandwidth RATE     cap, e.g. 1gbit, 500mbit, 100M (bytes/s); default unlimited\n"
-	       "  --downtime-limit MS  stop-and-copy once the rest fits in MS (default 300)\n"
-	       "  --timeout S          precopy: give up after S seconds (default: never);\n"
-	       "                       hybrid: switch to post-copy after S seconds\n"
-	       "  --postcopy-after-rounds N  hybrid: switch after N pre-copy rounds\n"
-	       "  --reconnect-timeout S  post-copy: after a broken link keep reconnecting for S\n"
-	       "                       seconds (default 30); the VM waits on both sides\n"
-	       "  --json               progress as JSON lines and one final JSON record\n");
+	printf(
+	    "usage: hybridmig migrate --control PATH --to ADDR:PORT [--mode MODE]\n"
+	    "                         [--bandwidth RATE] [--downtime-limit MS] [--timeout S]\n"
+	    "                         [--postcopy-after-rounds N] [--reconnect-timeout S]\n"
+	    "                         [--json]\n\n"
+	    "Moves the running VM behind the control socket PATH, live, to a destination\n"
+	    "started with 'hybridmig incoming --listen ADDR:PORT'. Until the switch-over the\n"
+	    "VM keeps running here and any failure leaves it running here; after it, this\n"
+	    "side keeps every page until the destination holds them all.\n\n"
+	    "  --mode MODE          precopy (default): rounds of dirty pages, then stop-and-copy\n"
+	    "                       postcopy: move the VM at once; pages follow on demand and\n"
+	    "                       from a background pusher\n"
+	    "                       hybrid: pre-copy rounds while they pay, then post-copy\n"
+	    "  --bandwidth RATE     cap, e.g. 1gbit, 500mbit, 100M (bytes/s); default unlimited\n"
+	    "  --downtime-limit MS  stop-and-copy once the rest fits in MS (default 300)\n"
+	    "  --timeout S          precopy: give up after S seconds (default: never);\n"
+	    "                       hybrid: switch to post-copy after S seconds\n"
+	    "  --postcopy-after-rounds N  hybrid: switch after N pre-copy rounds\n"
+	    "  --reconnect-timeout S  post-copy: after a broken link keep reconnecting for S\n"
+	    "                       seconds (default 30); the VM waits on both sides\n"
+	    "  --json               progress as JSON lines and one final JSON record\n");
 }
 
 /* "1gbit", "500mbit" (bits/s) or a byte size per second ("100M"). */

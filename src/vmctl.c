@@ -309,6 +309,8 @@ void vmctl_status(struct vmctl *vc, struct json_out *j)
 		json_dbl(j, "first_progress_ms", (double)(first - vm->start_ns) / 1e6, 3);
 	else
 		json_null(j, "first_progress_ms");
+	json_dbl(j, "guest_max_tsc_jump_ms",
+		 vm->tsc_khz ? (double)devwin_tsc_gap(&vm->dw) / (double)vm->tsc_khz : 0, 3);
 	json_u64(j, "io_bytes", io.bytes);
 	json_u64(j, "io_records_checked", devwin_io_seen(&vm->dw));
 	json_u64(j, "io_ring_full", io.stalls);

@@ -247,14 +247,17 @@ def cmd_poll(args):
                 s = rf = None
             time.sleep(0.05)
 
-def pc_rate(path, t0_ns, t1_ns):
-    """Work units/s on the destination between t0 and t1, from the poller's samples."""
+def pc_rate(path, t0_ns, t1_ns, u_min):
+    """Work units/s on the destination between t0 and t1, from the poller's samples.
+    Only samples whose units reached u_min (the source's count at the end of the
+    warm-up) count: before the guest state is restored the destination may report
+    0 (or another count) while its VM exists."""
     smp = []
     try:
         with open(path) as f:
             for l in f:
                 p = l.split()
-                if len(p) >= 3 and p[2] == "running":
+                if len(p) >= 3 and p[2] == "running" and int(p[1]) >= u_min:
                     smp.append((int(p[0]), int(p[1])))
     except OSError:
         return None, 0, 0
@@ -364,7 +367,8 @@ def cmd_record(args):
         # destination's status instead: samples from the start of migrate to its
         # total_ms (the end of post-copy).
         t0 = int(e["BP_MIG_T0"])
-        rate, nsmp, span = pc_rate(T + "/dpoll.txt", t0, t0 + int(tot * 1e9))
+        rate, nsmp, span = pc_rate(T + "/dpoll.txt", t0, t0 + int(tot * 1e9),
+                                   max(1, int(r["warm_work_units"] or 0)))
         r["work_units_per_s_postcopy_measured"] = rate
         r["postcopy_rate_samples"] = nsmp
         r["postcopy_rate_span_s"] = span

@@ -26,6 +26,13 @@ migrate_ok() {
 	u1=$("$HM" status --control "$T/$n.d.sock" --json | json_get work_units)
 	v=$("$HM" verify --control "$T/$n.d.sock" --json | json_get verify)
 	check "$n: verify ok on the destination" [ "$v" = ok ]
+	if [ "$GROWS" = 1 ]; then
+		jump=$("$HM" status --control "$T/$n.d.sock" --json | json_get guest_max_tsc_jump_ms)
+		gp=$(json_get guest_pause_ms <"$T/$n.final")
+		dt=$(json_get downtime_ms <"$T/$n.final")
+		# the guest's own TSC jumped at the move by about the downtime, not more than its pause
+		check "$n: guest TSC jumped $jump ms (downtime $dt ms, guest pause $gp ms)" python3 -c "import sys; j,g,d=float('$jump'),float('$gp'),float('$dt'); sys.exit(0 if d / 2 <= j <= g + 50 else 1)"
+	fi
 	sleep 0.3
 	u2=$("$HM" status --control "$T/$n.d.sock" --json | json_get work_units)
 	if [ "$GROWS" = 1 ]; then check "$n: guest still progressing ($u1 -> $u2)" [ "$u2" -gt "$u1" ]; fi
