@@ -41,7 +41,8 @@ struct dest {
 	bool postcopy;	      /* the VM runs here while pages still arrive */
 	struct bitmap needed; /* pages the source still holds (PAGEMAP) */
 	struct fault fault;
-	uint64_t session; /* of the migration in progress, to accept its reconnection */
+	struct bitmap written; /* pages written here before the switch (vm_new, pre-copy) */
+	uint64_t session;      /* of the migration in progress, to accept its reconnection */
 	pthread_t uthread;
 	bool ustarted;
 	uint8_t urx[PROTO_PAGES_HDR + 8 + PROTO_PAGE_SIZE];

@@ -46,6 +46,34 @@ int dirty_start(struct dirty *d, struct vm *vm)
 	return 0;
 }
 
+int dirty_start_collect(struct dirty *d, struct vm *vm)
+{
+	struct kvm_enable_cap cap = { .cap = KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2, .args = { 1 } };
+	int err;
+
+	/* manual protect is VM-wide and sticks: dirty_harvest clears explicitly from then on */
+	if (!vm->dirty_manual &&
+	    ioctl(vm->kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2) > 0 &&
+	    !ioctl(vm->vm_fd, KVM_ENABLE_CAP, &cap))
+		vm->dirty_manual = true;
+	err = dirty_start(d, vm);
+	d->collect_only = vm->dirty_manual;
+	return err;
+}
+
+/* Manual-protect mode: re-arm the pages we just read, as GET used to. */
+static int clear_log(struct dirty *d)
+{
+	struct kvm_clear_dirty_log c = {
+		.slot = 0,
+		.num_pages = (uint32_t)d->vm->mem.pages,
+		.first_page = 0,
+		.dirty_bitmap = d->log,
+	};
+
+	return ioctl(d->vm->vm_fd, KVM_CLEAR_DIRTY_LOG, &c) ? -errno : 0;
+}
+
 int64_t dirty_harvest(struct dirty *d, struct bitmap *out)
 {
 	struct kvm_dirty_log log = { .slot = 0, .dirty_bitmap = d->log };
@@ -54,6 +82,13 @@ int64_t dirty_harvest(struct dirty *d, struct bitmap *out)
 
 	if (ioctl(d->vm->vm_fd, KVM_GET_DIRTY_LOG, &log))
 		return -errno;
+
+	if (d->vm->dirty_manual && !d->collect_only) {
+		int err = clear_log(d);
+
+		if (err)
+			return err;
+	}
 	for (uint64_t i = 0; i < d->words; i++) {
 		uint64_t w = d->log[i];
 

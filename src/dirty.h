@@ -21,12 +21,20 @@ struct dirty {
 	uint64_t *log; /* KVM's bitmap for slot 0, owned */
 	uint64_t words;
 	bool enabled;
-	uint64_t last_ns; /* time of the previous harvest, for the rate */
-	double rate;	  /* pages/s seen by the last harvest */
+	bool collect_only; /* harvests do not re-protect: pages stay dirty once seen */
+	uint64_t last_ns;  /* time of the previous harvest, for the rate */
+	double rate;	   /* pages/s seen by the last harvest */
 };
 
 /* Turn dirty logging on for the RAM slot. Returns 0 or -errno. */
 int dirty_start(struct dirty *d, struct vm *vm) __must_check;
+/*
+ * Like dirty_start, for callers that only want to know which pages were
+ * ever written (post-copy's scan): with KVM's manual-protect mode a harvest
+ * is a bitmap read (~9 us) instead of re-protecting every dirty page, which
+ * cost 1-6 ms of downtime on a 4 GiB guest. Falls back to dirty_start.
+ */
+int dirty_start_collect(struct dirty *d, struct vm *vm) __must_check;
 /*
  * Move every page dirtied since the previous call (or since dirty_start)
  * into @out (bits by gfn). Returns the number of pages newly set in @out

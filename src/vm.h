@@ -60,6 +60,7 @@ struct vm {
 	struct kvm_cpuid2 *cpuid;  /* supported CPUID, as given to every vCPU */
 	struct kvm_msr_list *msrs; /* MSRs KVM can save and restore */
 	uint64_t tsc_khz;
+	bool dirty_manual; /* KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2 enabled (see dirty.c) */
 	uint64_t start_ns;
 
 	pthread_mutex_t lock; /* guards everything below */
