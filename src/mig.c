@@ -753,8 +753,9 @@ static int postcopy(struct mig *m)
 		 * 4 GiB with the VM paused cost 2-6 ms of downtime.
 		 */
 		err = dirty_start_collect(&m->dirty, m->vm);
+		bitmap_drain_into(&m->todo, &m->vm->dev_dirty);
 		if (!err)
-			bitmap_drain_into(&m->todo, &m->vm->dev_dirty), err = queue_resident(m);
+			err = queue_resident(m);
 		if (err)
 			return fail(m, err, "cannot collect the pages to send: %s", strerror(-err));
 		t_pause = hm_now_ns();
