@@ -51,14 +51,14 @@
 #include <time.h>
 #include <unistd.h>
 
-#define SEG_SHIFT 18                     /* 256 KiB segments */
-#define SEG_SIZE (1u << SEG_SHIFT)
-#define RING_BYTES (64u << 20)           /* per direction */
-#define NSEG (RING_BYTES / SEG_SIZE)
-#define READ_MAX (256u << 10)            /* bytes per read */
-#define NREC 16384u                      /* reads in flight per direction */
-#define SPARE_SEGS 8                     /* segments kept for reuse */
-#define MAX_IOV 64
+#define SEG_SHIFT	   18 /* 256 KiB segments */
+#define SEG_SIZE	   (1u << SEG_SHIFT)
+#define RING_BYTES	   (64u << 20) /* per direction */
+#define NSEG		   (RING_BYTES / SEG_SIZE)
+#define READ_MAX	   (256u << 10) /* bytes per read */
+#define NREC		   16384u	/* reads in flight per direction */
+#define SPARE_SEGS	   8		/* segments kept for reuse */
+#define MAX_IOV		   64
 #define CONNECT_TIMEOUT_MS 10000
 
 static int64_t delay_ns;
@@ -73,12 +73,12 @@ static int active;
 static unsigned next_id;
 
 struct conn {
-	int fd[2];               /* 0: accepted client, 1: target */
-	int efd;                 /* eventfd: written on abort */
+	int fd[2]; /* 0: accepted client, 1: target */
+	int efd;   /* eventfd: written on abort */
 	atomic_int refs;
 	atomic_int aborted;
 	unsigned id;
-	uint64_t bytes[2];       /* bytes forwarded from fd[i] */
+	uint64_t bytes[2]; /* bytes forwarded from fd[i] */
 	struct conn *prev, *next;
 };
 static struct conn *conns;
@@ -127,9 +127,9 @@ static void conn_put(struct conn *c)
 	}
 	close(c->efd);
 	if (verbose)
-		logmsg("conn %u closed%s: %llu bytes to target, %llu bytes to client",
-		       c->id, atomic_load(&c->aborted) ? " (reset)" : "",
-		       (unsigned long long)c->bytes[0], (unsigned long long)c->bytes[1]);
+		logmsg("conn %u closed%s: %llu bytes to target, %llu bytes to client", c->id,
+		       atomic_load(&c->aborted) ? " (reset)" : "", (unsigned long long)c->bytes[0],
+		       (unsigned long long)c->bytes[1]);
 	pthread_mutex_lock(&lock);
 	if (c->prev)
 		c->prev->next = c->next;
@@ -146,8 +146,8 @@ static void conn_put(struct conn *c)
 /* ---- one direction: fd[src] -> fd[1-src] through a timed queue ---- */
 
 struct rec {
-	uint64_t end;            /* stream offset just past this read */
-	int64_t due;             /* when it may be written */
+	uint64_t end; /* stream offset just past this read */
+	int64_t due;  /* when it may be written */
 };
 
 struct pump {
@@ -156,7 +156,7 @@ struct pump {
 	char *seg[NSEG];
 	char *spare[SPARE_SEGS];
 	int nspare;
-	uint64_t head, tail;     /* written / read stream offsets */
+	uint64_t head, tail; /* written / read stream offsets */
 	struct rec rec[NREC];
 	uint32_t rhead, rdue, rtail; /* first unwritten, first not due, end */
 };
@@ -247,7 +247,8 @@ static ssize_t pump_write(struct pump *p, uint64_t end)
 		return (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) ? -1 : -2;
 	/* release segments that are now completely written */
 	uint64_t newhead = p->head + (uint64_t)r;
-	for (uint64_t b = p->head & ~(uint64_t)(SEG_SIZE - 1); b + SEG_SIZE <= newhead; b += SEG_SIZE) {
+	for (uint64_t b = p->head & ~(uint64_t)(SEG_SIZE - 1); b + SEG_SIZE <= newhead;
+	     b += SEG_SIZE) {
 		unsigned s = (b >> SEG_SHIFT) % NSEG;
 		if (p->seg[s]) {
 			seg_put(p, p->seg[s]);
@@ -289,13 +290,13 @@ static void pump_run(struct pump *p)
 				} else {
 					if ((errno != ECONNRESET && errno != EPIPE) || verbose)
 						logmsg("conn %u: write to %s: %s", c->id,
-						       p->dst ? "target" : "client", strerror(errno));
+						       p->dst ? "target" : "client",
+						       strerror(errno));
 					conn_abort(c);
 					return;
 				}
 			}
-			if (!eof && !rblocked && ring_room(p) > 0 &&
-			    p->rtail - p->rhead < NREC) {
+			if (!eof && !rblocked && ring_room(p) > 0 && p->rtail - p->rhead < NREC) {
 				ssize_t r = pump_read(p);
 				if (r > 0) {
 					p->tail += (uint64_t)r;
@@ -317,7 +318,8 @@ static void pump_run(struct pump *p)
 				} else {
 					if (errno != ECONNRESET || verbose)
 						logmsg("conn %u: read from %s: %s", c->id,
-						       p->src ? "target" : "client", strerror(errno));
+						       p->src ? "target" : "client",
+						       strerror(errno));
 					conn_abort(c);
 					return;
 				}
@@ -408,7 +410,8 @@ static int connect_target(struct conn *c)
 			close(fd);
 			continue;
 		}
-		struct pollfd pfd[2] = { { .fd = fd, .events = POLLOUT }, { .fd = c->efd, .events = POLLIN } };
+		struct pollfd pfd[2] = { { .fd = fd, .events = POLLOUT },
+					 { .fd = c->efd, .events = POLLIN } };
 		int r;
 		do
 			r = poll(pfd, 2, CONNECT_TIMEOUT_MS);
@@ -567,7 +570,8 @@ static struct addrinfo *resolve(const char *spec, int passive, const char *what)
 	}
 	memcpy(host, h, hl);
 	host[hl] = 0;
-	struct addrinfo hints = { .ai_socktype = SOCK_STREAM, .ai_flags = passive ? AI_PASSIVE : 0 };
+	struct addrinfo hints = { .ai_socktype = SOCK_STREAM,
+				  .ai_flags = passive ? AI_PASSIVE : 0 };
 	struct addrinfo *res;
 	int e = getaddrinfo(host, colon + 1, &hints, &res);
 	if (e) {
@@ -579,12 +583,12 @@ static struct addrinfo *resolve(const char *spec, int passive, const char *what)
 
 static void usage(FILE *f)
 {
-	fprintf(f,
-		"usage: delayproxy --listen ADDR:PORT --to ADDR:PORT --delay-ms D [--max-conns N] [--verbose]\n"
-		"  Forwards each connection to --to, holding every chunk D ms (one way, per\n"
-		"  direction; fractional allowed) before writing it: RTT grows by 2*D.\n"
-		"  --max-conns N  reset connections beyond N open at once (default: no limit)\n"
-		"  --verbose      log every connection on stderr\n");
+	fprintf(f, "usage: delayproxy --listen ADDR:PORT --to ADDR:PORT --delay-ms D [--max-conns "
+		   "N] [--verbose]\n"
+		   "  Forwards each connection to --to, holding every chunk D ms (one way, per\n"
+		   "  direction; fractional allowed) before writing it: RTT grows by 2*D.\n"
+		   "  --max-conns N  reset connections beyond N open at once (default: no limit)\n"
+		   "  --verbose      log every connection on stderr\n");
 }
 
 int main(int argc, char **argv)
@@ -604,14 +608,20 @@ int main(int argc, char **argv)
 	char *end;
 	while ((o = getopt_long(argc, argv, "l:t:d:m:vh", opts, NULL)) != -1) {
 		switch (o) {
-		case 'l': listen_str = optarg; break;
-		case 't': target_str = optarg; break;
+		case 'l':
+			listen_str = optarg;
+			break;
+		case 't':
+			target_str = optarg;
+			break;
 		case 'd':
 			errno = 0;
 			delay_ms = strtod(optarg, &end);
 			if (errno || end == optarg || *end || !isfinite(delay_ms) || delay_ms < 0 ||
 			    delay_ms > 3600e3) {
-				fprintf(stderr, "delayproxy: bad --delay-ms '%s' (milliseconds >= 0)\n", optarg);
+				fprintf(stderr,
+					"delayproxy: bad --delay-ms '%s' (milliseconds >= 0)\n",
+					optarg);
 				return 2;
 			}
 			break;
@@ -625,9 +635,15 @@ int main(int argc, char **argv)
 			max_conns = (int)v;
 			break;
 		}
-		case 'v': verbose = 1; break;
-		case 'h': usage(stdout); return 0;
-		default: usage(stderr); return 2;
+		case 'v':
+			verbose = 1;
+			break;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			usage(stderr);
+			return 2;
 		}
 	}
 	if (optind != argc || !listen_str || !target_str || delay_ms < 0) {
@@ -673,20 +689,21 @@ int main(int argc, char **argv)
 	sigemptyset(&ss);
 	sigaddset(&ss, SIGTERM);
 	sigaddset(&ss, SIGINT);
-	pthread_sigmask(SIG_BLOCK, &ss, NULL);   /* inherited by every thread */
+	pthread_sigmask(SIG_BLOCK, &ss, NULL); /* inherited by every thread */
 	int sfd = signalfd(-1, &ss, SFD_CLOEXEC);
 	if (sfd < 0) {
 		fprintf(stderr, "delayproxy: signalfd: %s\n", strerror(errno));
 		return 1;
 	}
-	prctl(PR_SET_TIMERSLACK, 1UL, 0, 0, 0);  /* inherited by threads */
+	prctl(PR_SET_TIMERSLACK, 1UL, 0, 0, 0); /* inherited by threads */
 
 	logmsg("listening on %s, forwarding to %s, delay %g ms each way", listen_str, target_str,
 	       delay_ms);
 
 	int sig = 0;
 	while (!sig) {
-		struct pollfd pfd[2] = { { .fd = lfd, .events = POLLIN }, { .fd = sfd, .events = POLLIN } };
+		struct pollfd pfd[2] = { { .fd = lfd, .events = POLLIN },
+					 { .fd = sfd, .events = POLLIN } };
 		if (poll(pfd, 2, -1) < 0) {
 			if (errno == EINTR)
 				continue;
