@@ -47,8 +47,9 @@ struct mig {
 	uint64_t cursor;    /* pusher position, moved by requests (atomic) */
 	pthread_t uthread;
 	bool ustarted;
-	bool peer_error; /* the destination said it failed (ERROR/REFUSE) */
-	bool ustop;	 /* tells the urgent thread to end (atomic) */
+	bool peer_error;	   /* the destination said it failed (ERROR/REFUSE) */
+	bool ustop;		   /* tells the urgent thread to end (atomic) */
+	unsigned int push_windows; /* unpaced windows measured by the pusher */
 	uint64_t session;
 	struct bitmap owed; /* post-copy: every page the destination was owed */
 	uint8_t uhead[PROTO_PAGES_HDR + 8];
@@ -571,12 +572,53 @@ static uint64_t next_push(struct mig *m)
 }
 
 /* Background pusher: every page still queued, each sent once by either path. */
+/*
+ * Keep the pusher just under the link so answers to faults do not queue
+ * behind it (they share the bottleneck's queue). Measured on a 1 Gbit/s
+ * tbf link with a zipf writer: unpaced, fault p50 989 us and the guest at
+ * 30 % of its rate; pushing at 105 MB/s (~88 % of what the link carried),
+ * p50 57 us and 60 %, total time unchanged; at 115 MB/s no gain. So: once
+ * the link rate is known from acknowledged bytes, push at PUSH_SHARE of it.
+ * An explicit --bandwidth is kept as given.
+ */
+#define PUSH_SHARE     0.88
+#define PUSH_WINDOW_NS (100 * NSEC_PER_MSEC)
+
+/* windows measured unpaced before pacing: TCP slow start must not set the cap */
+#define PUSH_LEARN_WINDOWS 3
+
+static void pace_pusher(struct mig *m, uint64_t *t0, uint64_t *b0, double *best)
+{
+	uint64_t now = hm_now_ns();
+	uint64_t acked = m->c.sent - net_unacked(&m->c);
+	double rate;
+
+	if (m->p.bandwidth || now - *t0 < PUSH_WINDOW_NS)
+		return;
+	rate = (double)(acked - *b0) * 1e9 / (double)(now - *t0);
+	*t0 = now;
+	*b0 = acked;
+	/* a paced window measures our own cap: only unpaced ones teach the link rate */
+	if (m->c.rate)
+		return;
+	if (rate > *best)
+		*best = rate;
+	if (*best > 0 && ++m->push_windows >= PUSH_LEARN_WINDOWS) {
+		m->c.rate = (uint64_t)(*best * PUSH_SHARE);
+		m->c.pace_t0 = 0;
+	}
+}
+
 static int push_all(struct mig *m)
 {
 	uint64_t gfns[PROTO_BATCH_MAX];
+	uint64_t t0 = hm_now_ns();
+	uint64_t b0 = m->c.sent - net_unacked(&m->c);
+	double best = 0;
 	uint32_t n = 0;
 	int err;
 
+	m->push_windows = 0;
 	for (uint64_t g; (g = next_push(m)) < m->todo.nbits;) {
 		bitmap_clear(&m->todo, g);
 		if (bitmap_test_and_set(&m->sent, g))
@@ -589,6 +631,7 @@ static int push_all(struct mig *m)
 			return err;
 		m->s.pages_pushed += n;
 		n = 0;
+		pace_pusher(m, &t0, &b0, &best);
 	}
 	err = n ? send_batch(m, gfns, n) : 0;
 	m->s.pages_pushed += n;
