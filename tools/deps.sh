@@ -1,7 +1,12 @@
 #!/bin/sh
-# Install the Debian packages given as arguments, only those missing.
-# apt-get update runs only when something must be installed.
+# Install the Debian packages named as arguments (default: tools/deps.list),
+# only those missing. apt-get update runs only when something must be
+# installed. POSIX sh and dpkg/apt only: this runs before make exists.
 set -e
+cd "$(dirname "$0")/.."
+if [ $# -eq 0 ]; then
+	set -- $(grep -v '^#' tools/deps.list)
+fi
 missing=""
 for p in "$@"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing="$missing $p"
