@@ -1,28 +1,31 @@
 // SPDX-License-Identifier: MIT
+/*
+ * The destination's session: accept a source (link.c turns strays away),
+ * pre-migration checks, pre-copy pages, and the switch-over handshake in
+ * which the guest runs here only after the source's GO. Post-copy lives
+ * in dest_postcopy.c. docs/switchover.md has the state machine.
+ */
 #define LOG_PREFIX "dest: "
 #include "src/dest.h"
 
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
-#include <poll.h>
-#include <sys/mman.h>
+#include <sys/socket.h>
 #include <time.h>
 #include "src/compress.h"
+#include "src/dest_priv.h"
+#include "src/inject.h"
 #include "src/log.h"
 #include "src/vcpu.h"
 #include "src/vm.h"
 #include "src/vmstate.h"
 
-#define IO_TIMEOUT_MS	       15000
-#define AFTER_WINDOW_NS	       (1 * NSEC_PER_SEC)
-#define POSTCOPY_IO_TIMEOUT_MS 15000
-/* longer than the source's default reconnect window */
-#define RECONNECT_WAIT_NS (60 * NSEC_PER_SEC)
+#define AFTER_WINDOW_NS (1 * NSEC_PER_SEC)
 
-static int fail(struct dest *d, int err, const char *fmt, ...) __printf(3, 4);
-static int fail(struct dest *d, int err, const char *fmt, ...)
+int dest_fail(struct dest *d, int err, const char *fmt, ...)
 {
 	va_list ap;
 
@@ -31,85 +34,27 @@ static int fail(struct dest *d, int err, const char *fmt, ...)
 		vsnprintf(d->why, sizeof(d->why), fmt, ap);
 		va_end(ap);
 	}
-	return err ? err : -EIO;
+	return err < 0 ? err : -EIO;
 }
 
-static int recv_frame(struct dest *d, struct proto_hdr *h)
+int dest_recv(struct dest *d, struct proto_hdr *h)
 {
 	const char *why = "malformed frame";
-	int err = net_recv(&d->c, h, d->rx, sizeof(d->rx), &why);
+	int err = net_recv(&d->link.bulk, h, d->rx, sizeof(d->rx), &why);
 
 	if (err == -EBADMSG || err == -EPROTO)
-		return fail(d, err, "bad frame from the source: %s", why);
-	if (err == -EPIPE)
-		return fail(d, err, "the source closed the connection");
-	if (err == -ETIMEDOUT)
-		return fail(d, err, "the source stopped sending (timeout)");
+		return dest_fail(d, err, "bad frame from the source: %s", why);
 	if (err)
-		return fail(d, err, "reading from the source: %s", strerror(-err));
+		return dest_fail(d, err, "%s", link_strerror(err, "source"));
 	if (h->type == PROTO_ERROR) {
 		struct proto_error e;
 
 		if (proto_error_decode(d->rx, h->len, &e, &why))
-			return fail(d, -EPROTO, "the source failed with a malformed error");
-		return fail(d, -ECANCELED, "the source gave up: %s", e.msg);
+			return dest_fail(d, -EPROTO, "the source failed with a malformed error");
+		return dest_fail(d, -ECANCELED, "the source gave up: %s", e.msg);
 	}
-	d->st.bytes = d->c.received;
+	d->st.bytes = d->link.bulk.received;
 	return 0;
-}
-
-/* The source opens its urgent channel right after the bulk hello. */
-static int accept_urgent(struct dest *d, uint64_t session)
-{
-	struct proto_hello hm;
-	uint8_t buf[PROTO_HELLO_SIZE];
-	struct iovec v = { buf, sizeof(buf) };
-	const char *why = "";
-	struct proto_hdr h;
-	int fd = net_accept(d->listen_fd, d->stop_fd, IO_TIMEOUT_MS);
-	int err;
-
-	if (fd < 0)
-		return fail(d, fd, "the source did not open its urgent channel: %s", strerror(-fd));
-	net_init(&d->uc, fd, IO_TIMEOUT_MS);
-	err = net_recv(&d->uc, &h, d->urx, sizeof(d->urx), &why);
-	if (err || h.type != PROTO_HELLO || proto_hello_decode(d->urx, h.len, &hm, &why) ||
-	    hm.channel != PROTO_CH_URGENT || hm.session != session)
-		return fail(d, -EPROTO, "bad urgent channel hello");
-	proto_hello_encode(buf, &hm);
-	err = net_send(&d->uc, PROTO_HELLO, 0, &v, 1);
-	return err ? fail(d, err, "cannot answer the urgent hello") : 0;
-}
-
-static int hello(struct dest *d)
-{
-	struct proto_hello hm = { PROTO_MAGIC, PROTO_VERSION, PROTO_CH_BULK, 0 };
-	uint8_t buf[PROTO_HELLO_SIZE];
-	struct iovec v = { buf, sizeof(buf) };
-	const char *why = "";
-	struct proto_hdr h;
-	struct proto_hello peer;
-	int err = recv_frame(d, &h);
-
-	if (err)
-		return err;
-	if (h.type != PROTO_HELLO)
-		return fail(d, -EPROTO, "the peer did not start with a hello");
-	err = proto_hello_decode(d->rx, h.len, &peer, &why);
-	if (err)
-		return fail(d, err, "%s", why);
-	if (peer.channel != PROTO_CH_BULK)
-		return fail(d, -EPROTO, "urgent channel before a bulk channel");
-	if (d->postcopy && peer.session != d->session)
-		return fail(d, -EPROTO,
-			    "another migration connected while this one waits for pages");
-	d->session = peer.session;
-	hm.session = peer.session;
-	proto_hello_encode(buf, &hm);
-	err = net_send(&d->c, PROTO_HELLO, 0, &v, 1);
-	if (err)
-		return fail(d, err, "cannot answer hello: %s", strerror(-err));
-	return accept_urgent(d, peer.session);
 }
 
 /* Every CPUID feature bit the guest was given must be offered here. */
@@ -124,10 +69,30 @@ static int check_cpuid(struct dest *d, const struct proto_vmdesc *m)
 	vm_arch_features(d->vm, ours, PROTO_CPUID_WORDS);
 	for (int i = 0; i < PROTO_CPUID_WORDS; i++)
 		if (m->cpuid[i] & ~ours[i])
-			return fail(
+			return dest_fail(
 			    d, -ENOTSUP,
 			    "this host lacks CPUID features the guest uses (leaf %s bits 0x%x)",
 			    names[i], m->cpuid[i] & ~ours[i]);
+	return 0;
+}
+
+/* Memory: guest-physical size against --max-mem, touched memory against MemAvailable. */
+static int check_memory(struct dest *d, const struct proto_vmdesc *m)
+{
+	if (m->mem_bytes > d->p.max_mem)
+		return dest_fail(d, -ENOMEM,
+				 "the VM needs %llu MiB of RAM; this host accepts at most %llu MiB",
+				 (unsigned long long)(m->mem_bytes >> 20),
+				 (unsigned long long)(d->p.max_mem >> 20));
+	if (m->mem_bytes > HM_MAX_RAM || m->nr_vcpus > HM_MAX_VCPUS)
+		return dest_fail(d, -E2BIG, "the VM is larger than hybridmig supports");
+	if (m->resident_bytes > m->mem_bytes)
+		return dest_fail(d, -EINVAL, "the VM claims more touched memory than it has");
+	if (d->p.mem_avail && m->resident_bytes > d->p.mem_avail)
+		return dest_fail(d, -ENOMEM,
+				 "the VM has touched %llu MiB; this host has %llu MiB available",
+				 (unsigned long long)(m->resident_bytes >> 20),
+				 (unsigned long long)(d->p.mem_avail >> 20));
 	return 0;
 }
 
@@ -135,18 +100,13 @@ static int build_vm(struct dest *d, const struct proto_vmdesc *m)
 {
 	struct vm_config cfg = { 0 };
 	char why[256];
-	int err;
+	int err = check_memory(d, m);
 
-	if (m->mem_bytes > d->max_mem)
-		return fail(d, -ENOMEM,
-			    "the VM needs %llu MiB of RAM; this host accepts at most %llu MiB",
-			    (unsigned long long)(m->mem_bytes >> 20),
-			    (unsigned long long)(d->max_mem >> 20));
-	if (m->mem_bytes > HM_MAX_RAM || m->nr_vcpus > HM_MAX_VCPUS)
-		return fail(d, -E2BIG, "the VM is larger than hybridmig supports");
+	if (err)
+		return err;
 	if (guest_spec_parse(m->spec, &d->spec, why, sizeof(why)) ||
 	    guest_layout(&d->spec, m->mem_bytes, m->nr_vcpus, &cfg.boot, why, sizeof(why)))
-		return fail(d, -EINVAL, "cannot host this guest: %s", why);
+		return dest_fail(d, -EINVAL, "cannot host this guest: %s", why);
 	cfg.mem_bytes = m->mem_bytes;
 	cfg.nr_vcpus = m->nr_vcpus;
 	cfg.image = d->spec.type->image;
@@ -156,7 +116,7 @@ static int build_vm(struct dest *d, const struct proto_vmdesc *m)
 	if (!err)
 		err = vm_new(&cfg, &d->vm, why, sizeof(why));
 	if (err)
-		return fail(d, err, "cannot create the VM here: %s", why);
+		return dest_fail(d, err, "cannot create the VM here: %s", why);
 	if (m->tsc_khz &&
 	    (m->tsc_khz > d->vm->tsc_khz * 101 / 100 || m->tsc_khz < d->vm->tsc_khz * 99 / 100))
 		hm_warn("TSC frequency differs (source %llu kHz, here %llu kHz)",
@@ -169,30 +129,30 @@ static int checks(struct dest *d)
 	struct proto_vmdesc m;
 	const char *why = "";
 	struct proto_hdr h;
-	int err = recv_frame(d, &h);
+	int err = dest_recv(d, &h);
 
 	if (err)
 		return err;
 	if (h.type != PROTO_VMDESC)
-		return fail(d, -EPROTO, "expected a VM description, got frame %u", h.type);
+		return dest_fail(d, -EPROTO, "expected a VM description, got frame %u", h.type);
 	err = proto_vmdesc_decode(d->rx, h.len, &m, &why);
 	if (err)
-		return fail(d, err, "%s", why);
+		return dest_fail(d, err, "%s", why);
 	err = build_vm(d, &m);
+	if (!err && bitmap_init(&d->written, d->vm->mem.pages))
+		err = dest_fail(d, -ENOMEM, "out of memory for the page bitmap");
 	if (err) {
 		uint8_t buf[PROTO_ERROR_SIZE];
 		struct iovec v = { buf, sizeof(buf) };
 
 		proto_error_encode(buf, (uint32_t)-err, d->why);
-		if (net_send(&d->c, PROTO_REFUSE, 0, &v, 1))
+		if (net_send(&d->link.bulk, PROTO_REFUSE, 0, &v, 1))
 			hm_dbg("could not send the refusal");
 		d->refused = true;
 		return err;
 	}
-	if (bitmap_init(&d->written, d->vm->mem.pages))
-		return fail(d, -ENOMEM, "out of memory for the page bitmap");
-	err = net_send(&d->c, PROTO_ACCEPT, 0, NULL, 0);
-	return err ? fail(d, err, "cannot accept: %s", strerror(-err)) : 0;
+	err = net_send(&d->link.bulk, PROTO_ACCEPT, 0, NULL, 0);
+	return err ? dest_fail(d, err, "cannot accept: %s", strerror(-err)) : 0;
 }
 
 static int place_pages(struct dest *d, size_t len)
@@ -205,37 +165,35 @@ static int place_pages(struct dest *d, size_t len)
 
 	err = proto_pages_decode(d->rx, len, d->vm->mem.pages, &p, &why);
 	if (err)
-		return fail(d, err, "bad page batch: %s", why);
+		return dest_fail(d, err, "bad page batch: %s", why);
 	data = p.data;
 	if (p.flags & PROTO_PAGES_LZ4) {
 		if (p.raw_len > sizeof(d->scratch) ||
 		    compress_decode(p.data, p.data_len, d->scratch, p.raw_len))
-			return fail(d, -EBADMSG,
-				    "bad page batch: lz4 data does not decode to the batch");
+			return dest_fail(d, -EBADMSG,
+					 "bad page batch: lz4 data does not decode to the batch");
 		data = d->scratch;
 	}
 	for (uint32_t i = 0; i < p.count; i++) {
-		uint64_t g = proto_pages_gfn(&p, i);
-		uint8_t *dst = mem_gpa_to_hva(&d->vm->mem, (g & ~PROTO_ZERO_PAGE) * HM_PAGE_SIZE,
-					      HM_PAGE_SIZE);
+		uint64_t g = proto_pages_gfn(&p, i) & ~PROTO_ZERO_PAGE;
+		uint8_t *dst = mem_gpa_to_hva(&d->vm->mem, g * HM_PAGE_SIZE, HM_PAGE_SIZE);
 
 		if (!dst)
-			return fail(d, -EBADMSG, "bad page batch: page outside guest RAM");
-		if (g & PROTO_ZERO_PAGE) {
+			return dest_fail(d, -EBADMSG, "bad page batch: page outside guest RAM");
+		if (proto_pages_gfn(&p, i) & PROTO_ZERO_PAGE) {
 			memset(dst, 0, HM_PAGE_SIZE);
-			bitmap_set(&d->written, g & ~PROTO_ZERO_PAGE);
 			d->st.zero_pages++;
-			continue;
+		} else {
+			memcpy(dst, data + (size_t)k++ * HM_PAGE_SIZE, HM_PAGE_SIZE);
 		}
-		memcpy(dst, data + (size_t)k++ * HM_PAGE_SIZE, HM_PAGE_SIZE);
-		bitmap_set(&d->written, g & ~PROTO_ZERO_PAGE);
+		bitmap_set(&d->written, g);
 	}
 	d->st.pages += p.count;
 	return 0;
 }
 
 /* Apply the VMSTATE records; the VM has not run yet. */
-static int restore(struct dest *d, size_t len, uint64_t advance_ns)
+static int restore(struct dest *d, uint64_t advance_ns)
 {
 	struct vmstate_rec r;
 	const char *why = "";
@@ -243,364 +201,45 @@ static int restore(struct dest *d, size_t len, uint64_t advance_ns)
 	bool end = false;
 	int ret;
 
-	while ((ret = vmstate_next(d->rx, len, &off, &r, &why)) > 0) {
+	while ((ret = vmstate_next(d->state, d->state_len, &off, &r, &why)) > 0) {
 		if (end)
-			return fail(d, -EBADMSG, "state records after the end record");
+			return dest_fail(d, -EBADMSG, "state records after the end record");
 		if (r.type == VS_END) {
 			end = true;
 			continue;
 		}
 		if (r.type == VS_DEVICES) {
 			if (r.len != sizeof(struct vmstate_devices))
-				return fail(d, -EBADMSG, "device state of wrong size");
+				return dest_fail(d, -EBADMSG, "device state of wrong size");
 			continue; /* the I/O device resumes from the ring in guest RAM */
 		}
 		ret = vm_arch_restore(d->vm, &r, advance_ns, d->why, sizeof(d->why));
 		if (ret < 0)
 			return ret;
 		if (ret > 0)
-			return fail(d, -EBADMSG, "unknown state record %u", r.type);
+			return dest_fail(d, -EBADMSG, "unknown state record %u", r.type);
 	}
 	if (ret < 0)
-		return fail(d, ret, "bad VM state: %s", why);
-	return end ? 0 : fail(d, -EBADMSG, "VM state without its end record");
+		return dest_fail(d, ret, "bad VM state: %s", why);
+	return end ? 0 : dest_fail(d, -EBADMSG, "VM state without its end record");
 }
 
-static int start_vm(struct dest *d, size_t state_len, uint64_t state_at)
-{
-	struct proto_started st = { 0 };
-	uint8_t buf[PROTO_STARTED_SIZE];
-	struct iovec v = { buf, sizeof(buf) };
-	uint64_t t_switch = hm_now_ns();
-	int err;
-
-	err = restore(d, state_len, t_switch - state_at);
-	if (err)
-		return err;
-	st.restore_ns = hm_now_ns() - t_switch;
-	err = vm_start(d->vm);
-	if (err)
-		return fail(d, err, "cannot start the VM");
-	d->run_ns = hm_now_ns();
-	st.switch_to_run_ns = d->run_ns - t_switch;
-	d->st.switch_to_run_ns = st.switch_to_run_ns;
-	proto_started_encode(buf, &st);
-	err = net_send(&d->c, PROTO_STARTED, 0, &v, 1);
-	if (err)
-		hm_warn("the source did not get our start notice: %s", strerror(-err));
-	return 0;
-}
-
-/* ---- post-copy ------------------------------------------------------------- */
-
-static int add_pagemap(struct dest *d, size_t len)
-{
-	struct proto_pagemap pm;
-	const char *why = "";
-	int err;
-
-	err = proto_pagemap_decode(d->rx, len, d->vm->mem.pages, &pm, &why);
-	if (err)
-		return fail(d, err, "bad page map: %s", why);
-	if (!d->needed.words && bitmap_init(&d->needed, d->vm->mem.pages))
-		return fail(d, -ENOMEM, "out of memory for the page map");
-	/* word by word: a bit loop cost milliseconds of downtime on a 4 GiB guest */
-	for (uint32_t w = 0; w < pm.nbits / 64; w++) {
-		uint64_t first = pm.first + 64ULL * w;
-		uint64_t bits = proto_get_le64(pm.bits + 8 * (size_t)w);
-
-		if (first + 64 > d->vm->mem.pages && bits >> (d->vm->mem.pages - first))
-			return fail(d, -EBADMSG, "bad page map: page outside guest RAM");
-		d->needed.words[first / 64] |= bits;
-	}
-	return 0;
-}
-
-/* Fault thread: ask the source for one page on the urgent channel. */
-static int request_page(void *arg, uint64_t gfn)
-{
-	struct dest *d = arg;
-	uint8_t buf[8];
-	struct iovec v = { buf, sizeof(buf) };
-
-	proto_put_le64(buf, gfn);
-	/* a lost request is asked again when the link comes back: keep faulting */
-	if (net_send(&d->uc, PROTO_REQ, 0, &v, 1))
-		hm_dbg("request for page %llu not sent", (unsigned long long)gfn);
-	return 0;
-}
-
-/* Place the pages of one decoded batch through userfaultfd. */
-static int place_batch(struct dest *d, const uint8_t *in, size_t len, uint8_t *scratch, size_t cap)
-{
-	const char *why = "";
-	struct proto_pages p;
-	const uint8_t *data;
-	uint32_t k = 0;
-	int err;
-
-	err = proto_pages_decode(in, len, d->vm->mem.pages, &p, &why);
-	if (err)
-		return fail(d, err, "bad page batch: %s", why);
-	data = p.data;
-	if (p.flags & PROTO_PAGES_LZ4) {
-		if (p.raw_len > cap || compress_decode(p.data, p.data_len, scratch, p.raw_len))
-			return fail(d, -EBADMSG,
-				    "bad page batch: lz4 data does not decode to the batch");
-		data = scratch;
-	}
-	for (uint32_t i = 0; i < p.count && !err; i++) {
-		uint64_t g = proto_pages_gfn(&p, i);
-
-		err = fault_place(&d->fault, g & ~PROTO_ZERO_PAGE,
-				  g & PROTO_ZERO_PAGE ? NULL : data + (size_t)k++ * HM_PAGE_SIZE);
-	}
-	d->st.pages += p.count;
-	return err ? fail(d, err, "cannot place a page: %s", strerror(-err)) : 0;
-}
-
-/* Urgent channel: answers to our requests, placed as they come. */
-static void *urgent_thread(void *arg)
-{
-	struct dest *d = arg;
-
-	for (;;) {
-		const char *why = "";
-		struct proto_hdr h;
-		int err = net_recv(&d->uc, &h, d->urx, sizeof(d->urx), &why);
-
-		if (err == -ETIMEDOUT)
-			continue;
-		if (err || h.type != PROTO_PAGES)
-			break;
-		if (place_batch(d, d->urx, (size_t)h.len, NULL, 0))
-			break;
-	}
-	return NULL;
-}
-
-/*
- * Pages we are owed must fault, even where vm_new or pre-copy left
- * something: discard those, and only those — a madvise per owed run over
- * the whole RAM cost ~80 ms on a scattered 4 GiB working set.
- */
-static void discard_needed(struct dest *d)
-{
-	bitmap_set_range(&d->written, 0, HM_DATA_GPA / HM_PAGE_SIZE); /* vm_new's pages */
-	for (uint64_t g = bitmap_find_next(&d->written, 0); g < d->written.nbits;) {
-		uint64_t end = g;
-
-		while (end < d->written.nbits && bitmap_test(&d->written, end) &&
-		       bitmap_test(&d->needed, end))
-			end++;
-		if (end > g && madvise(d->vm->mem.hva + g * HM_PAGE_SIZE, (end - g) * HM_PAGE_SIZE,
-				       MADV_DONTNEED))
-			hm_warn("MADV_DONTNEED failed: %s", strerror(errno));
-		g = bitmap_find_next(&d->written, end + 1);
-	}
-}
-
-static int start_postcopy(struct dest *d, size_t state_len, uint64_t state_at)
-{
-	int err;
-
-	if (!d->needed.words && bitmap_init(&d->needed, d->vm->mem.pages))
-		return fail(d, -ENOMEM, "out of memory for the page map");
-	discard_needed(d);
-	err = fault_init(&d->fault, &d->vm->mem, &d->needed, request_page, d);
-	if (err)
-		return fail(d, err, "cannot register guest RAM with userfaultfd: %s",
-			    strerror(-err));
-	err = fault_start(&d->fault);
-	if (!err)
-		err = pthread_create(&d->uthread, NULL, urgent_thread, d) ? -EAGAIN : 0;
-	if (err) {
-		fault_exit(&d->fault);
-		return fail(d, err, "cannot start the post-copy threads");
-	}
-	d->ustarted = true;
-	d->postcopy = true;
-	err = start_vm(d, state_len, state_at);
-	return err;
-}
-
-static void stop_urgent(struct dest *d)
-{
-	if (d->ustarted) {
-		shutdown(d->uc.fd, SHUT_RDWR);
-		pthread_join(d->uthread, NULL);
-		d->ustarted = false;
-	}
-}
-
-/* Once every vCPU has reported here, the guest's count is a valid baseline. */
-static bool all_reported(struct dest *d)
-{
-	bool all = true;
-
-	pthread_mutex_lock(&d->vm->dw.lock);
-	for (unsigned int i = 0; i < d->vm->nr_vcpus; i++)
-		all &= d->vm->dw.cpu[i].last_report_ns > d->run_ns;
-	pthread_mutex_unlock(&d->vm->dw.lock);
-	return all;
-}
-
-static int send_complete(struct dest *d, uint64_t units0, uint64_t t0)
-{
-	struct proto_complete c = { 0 };
-	struct fault_stats st;
-	uint8_t buf[PROTO_COMPLETE_SIZE];
-	struct iovec v = { buf, sizeof(buf) };
-	uint64_t now = hm_now_ns();
-
-	fault_get_stats(&d->fault, &st);
-	c.remote_faults = st.remote;
-	c.local_zero = st.local_zero;
-	c.duplicates = st.duplicates;
-	c.blocked_ns = st.blocked_ns;
-	c.last_page_ns = st.last_page_ns > d->run_ns ? st.last_page_ns - d->run_ns : 0;
-	c.lat_p50_us = fault_latency_us(&d->fault, 50);
-	c.lat_p90_us = fault_latency_us(&d->fault, 90);
-	c.lat_p99_us = fault_latency_us(&d->fault, 99);
-	c.lat_max_us = fault_latency_us(&d->fault, 100);
-	if (now > d->run_ns)
-		c.units_per_s =
-		    (devwin_units(&d->vm->dw) - units0) * NSEC_PER_SEC / (now - d->run_ns);
-	proto_complete_encode(buf, &c);
-	return net_send(&d->c, PROTO_COMPLETE, 0, &v, 1);
-}
-
-static bool link_error(int err)
-{
-	return err == -EPIPE || err == -ETIMEDOUT || err == -ECONNRESET || err == -ECONNABORTED ||
-	       err == -ENETUNREACH || err == -EHOSTUNREACH;
-}
-
-/* The source is back: tell it what we hold, restart the urgent channel, ask again. */
-static int resume(struct dest *d)
-{
-	int err = hello(d);
-
-	if (!err)
-		err = net_send_pagemap(&d->c, &d->fault.received);
-	if (!err)
-		err = net_send(&d->c, PROTO_ACCEPT, 0, NULL, 0);
-	if (!err)
-		err = pthread_create(&d->uthread, NULL, urgent_thread, d) ? -EAGAIN : 0;
-	if (err)
-		return err;
-	d->ustarted = true;
-	for (uint64_t g = bitmap_find_next(&d->fault.requested, 0); g < d->fault.requested.nbits;
-	     g = bitmap_find_next(&d->fault.requested, g + 1))
-		if (!bitmap_test(&d->fault.received, g))
-			request_page(d, g);
-	d->c.timeout_ms = POSTCOPY_IO_TIMEOUT_MS;
-	return 0;
-}
-
-/*
- * The link broke during post-copy: the guest waits on its missing pages.
- * Wait for the source to reconnect (bounded), and say so.
- */
-static int reconnect(struct dest *d, int cause)
-{
-	uint64_t deadline = hm_now_ns() + RECONNECT_WAIT_NS;
-
-	stop_urgent(d);
-	net_close(&d->uc);
-	net_close(&d->c);
-	hm_warn("post-copy: link to the source lost (%s); the guest waits for its pages; waiting "
-		"up to %llu s for the source to reconnect",
-		strerror(-cause), (unsigned long long)(RECONNECT_WAIT_NS / NSEC_PER_SEC));
-	while (hm_now_ns() < deadline) {
-		int fd = net_accept(d->listen_fd, d->stop_fd,
-				    (int)((deadline - hm_now_ns()) / NSEC_PER_MSEC) + 1);
-		int err;
-
-		if (fd == -ECANCELED || fd == -ETIMEDOUT)
-			break;
-		if (fd < 0)
-			continue;
-		net_init(&d->c, fd, IO_TIMEOUT_MS);
-		d->why[0] = 0;
-		err = resume(d);
-		if (!err) {
-			hm_warn("post-copy: the source reconnected; %llu pages still to come",
-				(unsigned long long)(d->fault.nr_needed - d->fault.needed_placed));
-			return 0;
-		}
-		stop_urgent(d);
-		net_close(&d->uc);
-		net_close(&d->c);
-	}
-	return fail(d, cause, "post-copy: the link to the source broke and it did not come back");
-}
-
-int dest_postcopy(struct dest *d)
-{
-	uint64_t units0 = 0;
-	uint64_t t0 = 0;
-	struct proto_hdr h;
-	int err = 0;
-
-	d->c.timeout_ms = POSTCOPY_IO_TIMEOUT_MS;
-	while (!err) {
-		if (!t0 && all_reported(d)) {
-			units0 = devwin_units(&d->vm->dw);
-			t0 = hm_now_ns();
-		}
-		err = recv_frame(d, &h);
-		if (err && link_error(err)) {
-			err = reconnect(d, err);
-			continue;
-		}
-		if (err)
-			break;
-		if (h.type == PROTO_DONE)
-			break;
-		if (h.type != PROTO_PAGES)
-			err = fail(d, -EPROTO, "unexpected frame %u during post-copy", h.type);
-		else
-			err = place_batch(d, d->rx, (size_t)h.len, d->scratch, sizeof(d->scratch));
-	}
-	/* the last answers may still be on the urgent channel */
-	for (int i = 0; !err && i < 6000 && !fault_complete(&d->fault); i++)
-		poll(NULL, 0, 10);
-	if (!err && !fault_complete(&d->fault))
-		err =
-		    fail(d, -ETIMEDOUT, "post-copy: pages still missing after the source finished");
-	if (!err)
-		err = send_complete(d, units0, t0);
-	stop_urgent(d);
-	if (err) {
-		hm_err("post-copy failed: %s; the guest waits for pages that may not come", d->why);
-		return err;
-	}
-	fault_exit(&d->fault);
-	bitmap_exit(&d->needed);
-	bitmap_exit(&d->written);
-	d->postcopy = false;
-	return 0;
-}
-
-/* Pages, rounds, then state and switch, in that order; anything else is an error. */
-static int receive(struct dest *d)
+/* Pages, rounds, the page map, then state and SWITCH; anything else is an error. */
+static int receive(struct dest *d, uint32_t *switch_flags, uint64_t *state_at)
 {
 	struct proto_round r;
 	const char *why = "";
 	struct proto_hdr h;
-	size_t state_len = 0;
-	uint64_t state_at = 0;
 	int err;
 
 	for (;;) {
-		err = recv_frame(d, &h);
+		err = dest_recv(d, &h);
 		if (err)
 			return err;
 		switch (h.type) {
 		case PROTO_PAGES:
-			if (state_len)
-				return fail(d, -EPROTO, "pages after the VM state");
+			if (d->state_len)
+				return dest_fail(d, -EPROTO, "pages after the VM state");
 			err = place_pages(d, (size_t)h.len);
 			break;
 		case PROTO_ROUND:
@@ -608,102 +247,345 @@ static int receive(struct dest *d)
 			d->st.rounds = r.round + 1;
 			break;
 		case PROTO_VMSTATE:
-			if (state_len)
-				return fail(d, -EPROTO, "VM state sent twice");
-			state_len = (size_t)h.len;
-			state_at = hm_now_ns();
-			/* keep it where the next frames will not overwrite it */
-			memcpy(d->scratch, d->rx, min_t(size_t, state_len, sizeof(d->scratch)));
-			if (state_len > sizeof(d->scratch))
-				return fail(d, -EBADMSG, "VM state too large");
+			if (d->state_len)
+				return dest_fail(d, -EPROTO, "VM state sent twice");
+			memcpy(d->state, d->rx, (size_t)h.len); /* h.len <= PROTO_VMSTATE_MAX */
+			d->state_len = (size_t)h.len;
+			*state_at = hm_now_ns();
 			break;
 		case PROTO_PAGEMAP:
-			err = add_pagemap(d, (size_t)h.len);
+			err = dest_postcopy_add_map(d, (size_t)h.len);
 			break;
 		case PROTO_SWITCH:
-			if (!state_len)
-				return fail(d, -EPROTO, "switch-over before the VM state");
-			memcpy(d->rx, d->scratch, state_len);
-			if (h.flags & PROTO_SWITCH_POSTCOPY)
-				return start_postcopy(d, state_len, state_at);
-			if (d->needed.words)
-				return fail(d, -EPROTO, "page map without a post-copy switch");
-			return start_vm(d, state_len, state_at);
+			if (!d->state_len)
+				return dest_fail(d, -EPROTO, "switch-over before the VM state");
+			if (!(h.flags & PROTO_SWITCH_POSTCOPY) && d->needed.words)
+				return dest_fail(d, -EPROTO, "page map without a post-copy switch");
+			*switch_flags = h.flags;
+			return 0;
 		default:
-			return fail(d, -EPROTO, "unexpected frame %u during pre-copy", h.type);
+			return dest_fail(d, -EPROTO, "unexpected frame %u before the switch-over",
+					 h.type);
 		}
 		if (err)
-			return fail(d, err, "%s", why);
+			return dest_fail(d, err, "%s", why);
 	}
 }
 
-int dest_receive(struct dest *d)
+/* Injected link failure: the connections break under both sides. */
+static void cut(struct dest *d)
 {
-	int fd;
+	pthread_mutex_lock(&d->ulock);
+	if (d->link.bulk.fd >= 0)
+		shutdown(d->link.bulk.fd, SHUT_RDWR);
+	if (d->link.urgent.fd >= 0)
+		shutdown(d->link.urgent.fd, SHUT_RDWR);
+	pthread_mutex_unlock(&d->ulock);
+}
+
+/* Load the state (and arm post-copy), then READY: the guest does not run yet. */
+static int ready(struct dest *d, uint32_t flags, uint64_t state_at)
+{
+	struct proto_ready r = { 0 };
+	uint8_t buf[PROTO_READY_SIZE];
+	struct iovec v = { buf, sizeof(buf) };
+	uint64_t t0 = hm_now_ns();
+	int err = 0;
+
+	if (flags & PROTO_SWITCH_POSTCOPY)
+		err = dest_postcopy_arm(d);
+	if (!err)
+		err = restore(d, t0 - state_at);
+	if (err)
+		return err;
+	r.restore_ns = hm_now_ns() - t0;
+	proto_ready_encode(buf, &r);
+	d->phase = PROTO_DST_WAIT_GO;
+	if (inject_at("dst-ready") == INJECT_SKIP) {
+		cut(d); /* READY lost with the link */
+		return 0;
+	}
+	err = net_send(&d->link.bulk, PROTO_READY, 0, &v, 1);
+	inject_at("dst-after-ready");
+	if (err)
+		hm_warn("READY not sent (%s); waiting for the source",
+			link_strerror(err, "source"));
+	return 0;
+}
+
+/* Run the guest: only after GO. */
+static int run(struct dest *d, uint64_t t_switch)
+{
+	struct proto_started st = { 0 };
+	uint8_t buf[PROTO_STARTED_SIZE];
+	struct iovec v = { buf, sizeof(buf) };
+	int err = vm_start(d->vm);
+
+	if (err)
+		return dest_fail(d, err, "cannot start the VM");
+	d->run_ns = hm_now_ns();
+	d->phase = PROTO_DST_RUNNING;
+	st.switch_to_run_ns = d->run_ns - t_switch;
+	d->st.switch_to_run_ns = st.switch_to_run_ns;
+	proto_started_encode(buf, &st);
+	if (inject_at("dst-started") == INJECT_SKIP) {
+		cut(d); /* STARTED lost with the link */
+		return 0;
+	}
+	/* lost: the source reconnects and asks (STATUS) */
+	if (net_send(&d->link.bulk, PROTO_STARTED, 0, &v, 1))
+		hm_warn("the source did not get our start notice; it will ask again");
+	return 0;
+}
+
+/* Wait for GO; a broken link waits for the source to come back and ask. */
+static int wait_go(struct dest *d, uint64_t t_switch)
+{
+	struct proto_hdr h;
 	int err;
 
-	d->vm = NULL;
-	d->why[0] = 0;
-	d->refused = false;
-	d->postcopy = false;
-	d->c.fd = -1;
-	d->uc.fd = -1;
-	memset(&d->st, 0, sizeof(d->st));
-	fd = net_accept(d->listen_fd, d->stop_fd, -1);
-	if (fd < 0)
-		return fail(d, fd, "%s",
-			    fd == -ECANCELED ? "stopped while waiting for a VM" : strerror(-fd));
-	net_init(&d->c, fd, IO_TIMEOUT_MS);
-	err = hello(d);
-	if (!err)
-		err = checks(d);
-	if (!err)
-		err = receive(d);
-	if (err) {
-		if (err != -EPIPE && err != -ECANCELED && !d->refused)
-			net_send_error(&d->c, err, d->why);
-		stop_urgent(d);
-		if (d->postcopy)
-			fault_exit(&d->fault);
-		d->postcopy = false;
-		bitmap_exit(&d->needed);
-		bitmap_exit(&d->written);
-		net_close(&d->uc);
-		net_close(&d->c);
-		vm_free(d->vm);
-		d->vm = NULL;
+	for (;;) {
+		err = dest_recv(d, &h);
+		if (!err && h.type == PROTO_GO && inject_at("dst-go") == INJECT_CUT) {
+			cut(d); /* GO lost with the link */
+			err = dest_fail(d, -EPIPE, "injected: GO lost");
+		}
+		if (!err && h.type == PROTO_GO)
+			return run(d, t_switch);
+		if (!err)
+			return dest_fail(d, -EPROTO, "expected GO, got frame %u", h.type);
+		if (!link_error_transient(err))
+			return err; /* the source gave up before its fence: it keeps the VM */
+		d->why[0] = 0;
+		err = dest_reconnect(d, err);
+		if (err)
+			return err;
+		if (d->phase == PROTO_DST_RUNNING)
+			return 0;
 	}
-	return err;
 }
 
-void dest_finish(struct dest *d)
+/* Pre-copy: wait until the source knows the guest runs here (its DONE). */
+static void wait_release(struct dest *d)
+{
+	struct proto_hdr h;
+	int err;
+
+	for (;;) {
+		err = dest_recv(d, &h);
+		if (!err && h.type == PROTO_DONE)
+			return;
+		if (!err || !link_error_transient(err) || dest_reconnect(d, err)) {
+			hm_warn("the source did not confirm the switch-over (%s); the guest runs "
+				"here",
+				d->why[0] ? d->why : "unexpected frame");
+			return;
+		}
+	}
+}
+
+int dest_reconnect(struct dest *d, int cause)
+{
+	struct proto_status st = { .phase = d->phase };
+	uint8_t buf[PROTO_STATUS_SIZE];
+	struct iovec v = { buf, sizeof(buf) };
+	uint64_t deadline = hm_now_ns() + (uint64_t)d->p.reconnect_ms * NSEC_PER_MSEC;
+	char why[256];
+	bool resume;
+	int err;
+
+	dest_postcopy_stop_urgent(d);
+	pthread_mutex_lock(&d->ulock);
+	link_close(&d->link);
+	pthread_mutex_unlock(&d->ulock);
+	hm_warn("link to the source lost (%s)%s; waiting up to %.0f s for it to reconnect",
+		link_strerror(cause, "source"),
+		d->phase == PROTO_DST_RUNNING ? "; the guest waits for its pages"
+					      : "; the guest does not run here until GO",
+		d->p.reconnect_ms / 1000.0);
+	inject_at("dst-reconnect");
+	while (hm_now_ns() < deadline) {
+		int left = (int)((deadline - hm_now_ns()) / NSEC_PER_MSEC) + 1;
+
+		err = link_accept(&d->link, d->p.listen_fd, d->p.stop_fd, left, true, &resume, why,
+				  sizeof(why));
+		if (err == -ECANCELED || err == -ETIMEDOUT)
+			break;
+		pthread_mutex_lock(&d->ulock);
+		err = err ? err
+			  : link_answer(&d->link, d->p.listen_fd, d->p.stop_fd, why, sizeof(why));
+		pthread_mutex_unlock(&d->ulock);
+		st.missing = dest_missing(d);
+		proto_status_encode(buf, &st);
+		if (!err)
+			err = net_send(&d->link.bulk, PROTO_STATUS, 0, &v, 1);
+		if (!err && d->phase == PROTO_DST_RUNNING && d->postcopy)
+			err = dest_postcopy_resume(d);
+		if (!err) {
+			hm_warn("the source reconnected; %llu pages still to come",
+				(unsigned long long)st.missing);
+			d->link.bulk.timeout_ms = DEST_IO_TIMEOUT_MS;
+			return 0;
+		}
+		hm_warn("reconnection failed: %s", why[0] ? why : strerror(-err));
+		dest_postcopy_stop_urgent(d);
+		pthread_mutex_lock(&d->ulock);
+		link_close(&d->link);
+		pthread_mutex_unlock(&d->ulock);
+	}
+	return dest_fail(d, cause, "the link to the source broke and it did not come back");
+}
+
+/* Accept a source and receive its VM until READY, then GO. */
+static int move(struct dest *d)
+{
+	uint32_t flags = 0;
+	uint64_t state_at = 0;
+	bool resume;
+	int err;
+
+	d->phase = PROTO_DST_RECEIVING;
+	err = link_accept(&d->link, d->p.listen_fd, d->p.stop_fd, d->p.wait_ms, false, &resume,
+			  d->why, sizeof(d->why));
+	if (!err)
+		err = link_answer(&d->link, d->p.listen_fd, d->p.stop_fd, d->why, sizeof(d->why));
+	if (err)
+		return err;
+	d->link.bulk.timeout_ms = DEST_IO_TIMEOUT_MS;
+	d->link.urgent.timeout_ms = DEST_IO_TIMEOUT_MS;
+	err = checks(d);
+	if (!err)
+		err = receive(d, &flags, &state_at);
+	if (!err)
+		err = ready(d, flags, state_at);
+	return err ? err : wait_go(d, state_at);
+}
+
+/* The guest never ran here: drop everything (the source keeps or resumes it). */
+static void discard(struct dest *d, int err)
+{
+	if (d->link.bulk.fd >= 0 && !link_error_transient(err) && err != -ECANCELED && !d->refused)
+		net_send_error(&d->link.bulk, err, d->why);
+	dest_postcopy_exit(d);
+	bitmap_exit(&d->written);
+	link_close(&d->link);
+	vm_free(d->vm);
+	d->vm = NULL;
+}
+
+/* Tell the source how the guest runs here (over ~1 s after its first report). */
+static void report_after(struct dest *d)
 {
 	struct proto_after a = { 0 };
 	uint8_t buf[PROTO_AFTER_SIZE];
 	struct iovec v = { buf, sizeof(buf) };
-	struct timespec ts = { 0, 0 };
-	uint64_t u0 = 0;
-	uint64_t t0 = 0;
-	uint64_t first;
+	struct timespec ts = { 0, 5000000 };
+	uint64_t first = 0;
+	uint64_t u0;
+	uint64_t t0;
 
-	/* the rate over the second after the guest's first report here */
-	for (int i = 0; i < 200 && !(first = devwin_first_report_ns(&d->vm->dw)); i++) {
-		ts.tv_nsec = 5000000;
+	for (int i = 0; i < 200 && !(first = devwin_first_report_ns(&d->vm->dw)); i++)
 		nanosleep(&ts, NULL);
-	}
 	if (first) {
 		u0 = devwin_units(&d->vm->dw);
 		t0 = hm_now_ns();
-		ts.tv_sec = AFTER_WINDOW_NS / NSEC_PER_SEC;
-		ts.tv_nsec = 0;
+		ts = (struct timespec){ AFTER_WINDOW_NS / NSEC_PER_SEC, 0 };
 		nanosleep(&ts, NULL);
 		a.units_per_s = (devwin_units(&d->vm->dw) - u0) * NSEC_PER_SEC / (hm_now_ns() - t0);
 		a.first_report_ns = first - d->run_ns;
 	}
 	proto_after_encode(buf, &a);
-	if (net_send(&d->c, PROTO_AFTER, 0, &v, 1))
+	if (net_send(&d->link.bulk, PROTO_AFTER, 0, &v, 1))
 		hm_dbg("the source left before our report");
-	net_close(&d->uc);
-	net_close(&d->c);
+}
+
+static void *dest_thread(void *arg)
+{
+	struct dest *d = arg;
+	int err = move(d);
+
+	if (err) {
+		discard(d, err);
+		d->err = err;
+		d->done = true;
+		d->event(d->event_arg, err);
+		return NULL;
+	}
+	d->running = true;
+	d->event(d->event_arg, 0);
+	if (d->postcopy)
+		err = dest_postcopy_run(d);
+	else
+		wait_release(d);
+	if (!err)
+		report_after(d);
+	link_close(&d->link);
 	bitmap_exit(&d->written);
+	d->err = err;
+	d->done = true;
+	d->event(d->event_arg, err);
+	return NULL;
+}
+
+struct dest *dest_start(const struct dest_params *p, dest_event_fn event, void *arg)
+{
+	struct dest *d = calloc(1, sizeof(*d));
+
+	if (!d)
+		return NULL;
+	d->p = *p;
+	if (!d->p.reconnect_ms)
+		d->p.reconnect_ms = DEST_RECONNECT_WAIT_MS;
+	d->event = event;
+	d->event_arg = arg;
+	link_init(&d->link, p->tls);
+	pthread_mutex_init(&d->ulock, NULL);
+	if (pthread_create(&d->thread, NULL, dest_thread, d)) {
+		pthread_mutex_destroy(&d->ulock);
+		free(d);
+		return NULL;
+	}
+	d->thread_started = true;
+	return d;
+}
+
+uint64_t dest_missing(struct dest *d)
+{
+	uint64_t placed;
+
+	if (!d->postcopy)
+		return 0;
+	pthread_mutex_lock(&d->fault.lock);
+	placed = d->fault.needed_placed;
+	pthread_mutex_unlock(&d->fault.lock);
+	return d->fault.nr_needed - placed;
+}
+
+void dest_free(struct dest *d)
+{
+	uint64_t missing;
+
+	if (!d)
+		return;
+	missing = dest_missing(d);
+	if (missing)
+		hm_err("shutting down with %llu pages of the guest still on the source: the "
+		       "guest here cannot continue; the source keeps them (fenced)",
+		       (unsigned long long)missing);
+	/* a post-copy still receiving must not hold the exit up */
+	pthread_mutex_lock(&d->ulock);
+	if (d->link.bulk.fd >= 0)
+		shutdown(d->link.bulk.fd, SHUT_RDWR);
+	if (d->link.urgent.fd >= 0)
+		shutdown(d->link.urgent.fd, SHUT_RDWR);
+	pthread_mutex_unlock(&d->ulock);
+	if (d->thread_started)
+		pthread_join(d->thread, NULL);
+	dest_postcopy_exit(d);
+	bitmap_exit(&d->written);
+	link_close(&d->link);
+	if (!d->running)
+		vm_free(d->vm);
+	pthread_mutex_destroy(&d->ulock);
+	free(d);
 }

@@ -1,22 +1,29 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Destination side: accept one migration, check that this host can run
- * the VM, build it, place the pages it receives, restore its state and
- * start it. Blocking; runs on a worker thread. Everything read from the
- * wire is validated (proto.c, vmstate.c, mem_gpa_to_hva) before use; any
- * problem is answered with an ERROR frame and a clean abort.
+ * the VM, build it, place the pages it receives, load its state and wait
+ * for the source's GO before it runs the guest (docs/switchover.md); then,
+ * after a post-copy switch, take the pages still owed until every one is
+ * here. A thread of its own (dest_start), the twin of mig_start.
+ *
+ * Everything read from the wire is validated (proto.c, vmstate.c,
+ * mem_gpa_to_hva) before use; any problem is answered with an ERROR frame
+ * and a clean abort. The guest never runs here before GO; once it runs,
+ * a broken link makes this side wait for the source to reconnect.
  */
 #ifndef HM_DEST_H
 #define HM_DEST_H
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include "src/guest.h"
-#include "src/net.h"
+#include "src/link.h"
 #include "src/util.h"
 #include "uffd/fault.h"
 
 struct vm;
+struct tls_ctx;
 
 struct dest_stats {
 	uint64_t pages; /* pages placed */
@@ -26,46 +33,67 @@ struct dest_stats {
 	uint64_t switch_to_run_ns;
 };
 
+/*
+ * Called from the destination's thread: once when the guest runs here
+ * (d->vm set, err 0) or when the migration failed before that (err < 0,
+ * d->why set), and once more when the migration is over (d->done).
+ */
+typedef void (*dest_event_fn)(void *arg, int err);
+
+struct dest_params {
+	int listen_fd;	     /* not owned */
+	int stop_fd;	     /* not owned: readable = give up waiting */
+	uint64_t max_mem;    /* refuse VMs with more guest-physical RAM */
+	uint64_t mem_avail;  /* refuse VMs whose touched memory exceeds this (MemAvailable) */
+	struct tls_ctx *tls; /* not owned; NULL = plain TCP */
+	int wait_ms;	     /* wait for a source at most this long, -1 = forever */
+	int reconnect_ms; /* after READY, wait this long for a broken link to return (0 = 60 s) */
+};
+
 struct dest {
-	int listen_fd;	    /* not owned */
-	int stop_fd;	    /* not owned: readable = give up waiting */
-	uint64_t max_mem;   /* refuse VMs with more RAM */
-	struct net_conn c;  /* bulk channel */
-	struct net_conn uc; /* urgent channel: page requests out, answers in */
-	struct vm *vm;	    /* built here; handed to the caller on success */
+	struct dest_params p;
+	dest_event_fn event;
+	void *event_arg;
+	pthread_t thread;
+	bool thread_started;
+	struct link link;
+	struct vm *vm; /* built here; handed to the caller once it runs */
 	struct guest_spec spec;
 	struct dest_stats st;
+	uint32_t phase;	 /* enum proto_dst_phase */
 	uint64_t run_ns; /* when the vCPUs started */
 	bool refused;	 /* a REFUSE went out: no ERROR after it */
+	bool running;	 /* the guest runs here: d->vm belongs to the caller */
+	bool done;	 /* the migration is over (successfully or not) */
+	int err;
 	/* post-copy */
 	bool postcopy;	      /* the VM runs here while pages still arrive */
 	struct bitmap needed; /* pages the source still holds (PAGEMAP) */
 	struct fault fault;
 	struct bitmap written; /* pages written here before the switch (vm_new, pre-copy) */
-	uint64_t session;      /* of the migration in progress, to accept its reconnection */
 	pthread_t uthread;
 	bool ustarted;
+	pthread_mutex_t ulock; /* one writer on the urgent connection; held to swap it */
+	size_t state_len;
 	uint8_t urx[PROTO_PAGES_HDR + 8 + PROTO_PAGE_SIZE];
 	uint8_t rx[PROTO_FRAME_MAX];
 	uint8_t scratch[PROTO_BATCH_MAX * PROTO_PAGE_SIZE];
+	uint8_t state[PROTO_VMSTATE_MAX];
 	char why[256];
 };
 
 /*
- * Accept one source and receive its VM until it runs here. On success
- * d->vm is running and owned by the caller; the connection stays open for
- * dest_finish(). On failure returns -errno with d->why set and frees
- * everything it built.
+ * Start receiving a migration on its own thread. @event is told when the
+ * guest runs here and when it is over. NULL on allocation failure.
  */
-int dest_receive(struct dest *d) __must_check;
+struct dest *dest_start(const struct dest_params *p, dest_event_fn event, void *arg);
+/* Pages still owed (post-copy), 0 otherwise. Any thread. */
+uint64_t dest_missing(struct dest *d);
 /*
- * After a post-copy switch-over (d->postcopy): receive pushed pages until
- * the source is done and every page is here, then tell it so and stop
- * faulting. Returns 0 or -errno (the guest then waits for pages that will
- * not come: recovery is not implemented yet).
+ * Stop: a wait for a source ends, a post-copy still receiving is cut (its
+ * missing pages are said), and the thread is joined. Frees everything but
+ * a VM already handed over (d->running). Accepts NULL.
  */
-int dest_postcopy(struct dest *d) __must_check;
-/* Tell the source how the guest runs here (after ~1 s), then close. */
-void dest_finish(struct dest *d);
+void dest_free(struct dest *d);
 
 #endif

@@ -9,6 +9,7 @@
 #include <event2/event.h>
 #include <event2/thread.h>
 #include <getopt.h>
+#include <limits.h>
 #include <signal.h>
 #include <pthread.h>
 #include <stdarg.h>
@@ -25,6 +26,7 @@
 #include "src/guest.h"
 #include "src/json.h"
 #include "src/dest.h"
+#include "src/tls.h"
 #include "src/log.h"
 #include "src/mig.h"
 #include "src/net.h"
@@ -88,6 +90,8 @@ static void print_main_help(void)
 	       "  pause     stop all vCPUs and devices (the stop-and-copy barrier)\n"
 	       "  resume    restart a paused VM\n"
 	       "  stop      stop the VM; its hybridmig process exits\n"
+	       "  abort     abort a running migration before its switch-over\n"
+	       "  switch-postcopy  switch a running pre-copy to post-copy after this round\n"
 	       "  incoming  wait for a migrated VM, receive it and run it\n"
 	       "  migrate   move a running VM, live, to an 'incoming' hybridmig\n\n"
 	       "'hybridmig COMMAND --help' describes each command's options.\n"
@@ -118,11 +122,14 @@ static void print_run_help(void)
 
 static void print_client_help(const char *cmd)
 {
-	printf("usage: hybridmig %s --control PATH [--json] [--timeout S]\n\n"
+	printf("usage: hybridmig %s --control PATH [--json] [--timeout S] [--force]\n\n"
 	       "Sends '%s' to the VM serving the control socket PATH and prints the reply.\n\n"
 	       "  --control PATH    the running VM's control socket (required)\n"
 	       "  --json            print the reply as received: one JSON object\n"
-	       "  --timeout S       give up after S seconds (default 150)\n",
+	       "  --timeout S       give up after S seconds (default 150)\n"
+	       "  --force           resume/stop even while a migration runs or the VM is\n"
+	       "                    fenced after a switch-over (the refusal says what is at\n"
+	       "                    stake: two running copies, or the only copy of pages)\n",
 	       cmd, cmd);
 }
 
@@ -261,7 +268,14 @@ static void signal_cb(evutil_socket_t sig, short what, void *arg)
 {
 	struct run_ctx *rc = arg;
 
+	const char *unsafe = rc->vc ? vmctl_unsafe_to_stop(rc->vc) : NULL;
+
 	(void)what;
+	if (unsafe) {
+		hm_warn("signal %d ignored: %s; 'hybridmig stop --force' stops anyway", (int)sig,
+			unsafe);
+		return;
+	}
 	hm_info("signal %d: stopping", (int)sig);
 	rc->interrupted = true;
 	loop_stop(rc);
@@ -315,14 +329,15 @@ static int setup_loop(struct run_ctx *rc)
 	if (!rc->vc)
 		return -ENOMEM;
 	vmctl_set_exit_cb(rc->vc, exit_cb, rc);
-	if (rc->o.control) {
+	if (rc->o.control && !rc->ctl) {
 		rc->ctl = control_new(rc->base, rc->o.control, why, sizeof(why));
 		if (!rc->ctl) {
 			hm_err("%s", why);
 			return -EINVAL;
 		}
-		err = vmctl_attach(rc->vc, rc->ctl);
 	}
+	if (rc->ctl)
+		err = vmctl_attach(rc->vc, rc->ctl);
 	for (int i = 0; i < 2 && !err; i++) {
 		rc->sig_ev[i] = evsignal_new(rc->base, sigs[i], signal_cb, rc);
 		if (!rc->sig_ev[i] || event_add(rc->sig_ev[i], NULL))
@@ -472,63 +487,82 @@ static void print_reply_human(const char *cmd, const struct json_field *f, int n
 
 struct incoming_ctx {
 	struct run_ctx rc;
-	struct dest d;
-	pthread_t thread;
-	bool thread_started;
-	struct event *ready_ev;
+	struct dest_params dp;
+	struct dest *d;
+	struct tls_ctx *tls;
+	const char *listen;
+	const char *tls_dir;
+	const char *tls_peer;
+	bool insecure;
+	struct event *ready_ev; /* activated from the destination's thread */
 	struct event *wait_sig[2];
-	int err;
+	bool failed;
 };
 
 static void incoming_usage(void)
 {
-	printf("usage: hybridmig incoming --listen ADDR:PORT [--control PATH] [--max-mem SIZE]\n"
-	       "                          [--json] [-v]\n\n"
-	       "Waits for one VM migrated by 'hybridmig migrate', receives it, runs it and serves\n"
-	       "its control socket (the same commands as 'run'). Exits when the VM stops.\n\n"
-	       "  --listen ADDR:PORT  where the source connects (IPv4)\n"
-	       "  --control PATH      control socket of the VM once it runs here\n"
-	       "  --max-mem SIZE      refuse VMs with more RAM (default: this host's RAM)\n"
-	       "  --json              print the final summary as one JSON object\n");
+	printf(
+	    "usage: hybridmig incoming --listen ADDR:PORT (--tls-dir DIR [--tls-peer NAME] |\n"
+	    "                          --insecure) [--control PATH] [--max-mem SIZE]\n"
+	    "                          [--wait S] [--reconnect-timeout S] [--json] [-v]\n\n"
+	    "Waits for one VM migrated by 'hybridmig migrate', receives it, runs it and serves\n"
+	    "its control socket (the same commands as 'run'). Exits when the VM stops.\n"
+	    "Connections without valid credentials are refused and the wait goes on.\n\n"
+	    "  --listen ADDR:PORT  where the source connects (IPv4, or [IPv6]:PORT)\n"
+	    "  --tls-dir DIR       TLS 1.3, mutual authentication: DIR/ca.pem, cert.pem, key.pem\n"
+	    "  --tls-peer NAME     the source's certificate must carry NAME\n"
+	    "  --insecure          plain TCP, no authentication (explicit choice)\n"
+	    "  --control PATH      control socket of the VM once it runs here (bound first:\n"
+	    "                      a path in use refuses to start)\n"
+	    "  --max-mem SIZE      refuse VMs with more RAM (default: this host's RAM); the\n"
+	    "                      memory a VM has touched must also fit in MemAvailable\n"
+	    "  --wait S            give up if no source comes within S seconds\n"
+	    "  --reconnect-timeout S  after the switch-over began, wait S seconds (default 60)\n"
+	    "                      for a broken link to come back; a guest that never ran\n"
+	    "                      here is then dropped (the source keeps it)\n"
+	    "  --json              print the final summary as one JSON object\n");
 }
 
-static void *incoming_thread(void *arg)
+/* From the destination's thread: hand over to the loop. */
+static void incoming_event(void *arg, int err)
 {
 	struct incoming_ctx *ic = arg;
 
-	ic->err = dest_receive(&ic->d);
+	(void)err;
 	event_active(ic->ready_ev, EV_READ, 0);
-	if (ic->err)
-		return NULL;
-	if (ic->d.postcopy && dest_postcopy(&ic->d))
-		return NULL; /* said why; the VM keeps waiting for its pages */
-	dest_finish(&ic->d);
-	return NULL;
 }
 
 static void incoming_ready_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct incoming_ctx *ic = arg;
 	struct run_ctx *rc = &ic->rc;
+	struct dest *d = ic->d;
 
 	(void)fd, (void)what;
-	if (ic->err) {
-		hm_err("incoming migration failed: %s", ic->d.why);
-		loop_stop(rc);
-		return;
+	if (!rc->vm && d->running) {
+		rc->vm = d->vm;
+		rc->spec = d->spec;
+		for (int i = 0; i < 2; i++)
+			if (ic->wait_sig[i])
+				event_del(ic->wait_sig[i]);
+		if (setup_loop(rc) || vmctl_start(rc->vc)) {
+			ic->failed = true;
+			loop_stop(rc);
+			return;
+		}
+		fprintf(stderr,
+			"hybridmig incoming: VM running here (%llu pages received, %u rounds, "
+			"switch-over %.2f ms)\n",
+			(unsigned long long)d->st.pages, d->st.rounds,
+			(double)d->st.switch_to_run_ns / 1e6);
 	}
-	rc->vm = ic->d.vm;
-	rc->spec = ic->d.spec;
-	if (setup_loop(rc) || vmctl_start(rc->vc)) {
-		ic->err = -EIO;
+	if (d->done && d->err && !d->running) {
+		hm_err("incoming migration failed: %s", d->why);
+		ic->failed = true;
 		loop_stop(rc);
-		return;
+	} else if (d->done && d->err) {
+		hm_err("the migration did not complete: %s", d->why);
 	}
-	fprintf(stderr,
-		"hybridmig incoming: VM running here (%llu pages received, %u rounds, switch-over "
-		"%.2f ms)\n",
-		(unsigned long long)ic->d.st.pages, ic->d.st.rounds,
-		(double)ic->d.st.switch_to_run_ns / 1e6);
 }
 
 static void incoming_sig_cb(evutil_socket_t sig, short what, void *arg)
@@ -537,38 +571,82 @@ static void incoming_sig_cb(evutil_socket_t sig, short what, void *arg)
 	uint64_t one = 1;
 
 	(void)sig, (void)what;
-	if (write(ic->d.stop_fd, &one, sizeof(one)) != sizeof(one))
+	if (write(ic->dp.stop_fd, &one, sizeof(one)) != sizeof(one))
 		hm_dbg("stop eventfd write failed");
 	ic->rc.interrupted = true;
 	loop_stop(&ic->rc);
 }
 
-static int parse_incoming(int argc, char **argv, struct incoming_ctx *ic, const char **listen)
+/* MemAvailable from /proc/meminfo, in bytes; 0 when unknown. */
+static uint64_t mem_available(void)
+{
+	unsigned long long kb = 0;
+	char line[128];
+	FILE *f = fopen("/proc/meminfo", "r");
+
+	if (!f)
+		return 0;
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "MemAvailable: %llu kB", &kb) == 1)
+			break;
+	fclose(f);
+	return (uint64_t)kb * 1024;
+}
+
+static int parse_incoming(int argc, char **argv, struct incoming_ctx *ic)
 {
 	static const struct option opts[] = {
 		{ "listen", required_argument, NULL, 'l' },
 		{ "control", required_argument, NULL, 's' },
 		{ "max-mem", required_argument, NULL, 'm' },
+		{ "tls-dir", required_argument, NULL, 'D' },
+		{ "tls-peer", required_argument, NULL, 'N' },
+		{ "insecure", no_argument, NULL, 'I' },
+		{ "wait", required_argument, NULL, 'W' },
+		{ "reconnect-timeout", required_argument, NULL, 'R' },
 		{ "json", no_argument, NULL, 'j' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct sysinfo si;
+	uint64_t wait_s;
 	int c;
 
-	ic->d.max_mem = sysinfo(&si) ? HM_MAX_RAM : (uint64_t)si.totalram * si.mem_unit;
+	ic->dp.max_mem = sysinfo(&si) ? HM_MAX_RAM : (uint64_t)si.totalram * si.mem_unit;
+	ic->dp.wait_ms = -1;
 	while ((c = getopt_long(argc, argv, "+v", opts, NULL)) != -1) {
 		switch (c) {
 		case 'l':
-			*listen = optarg;
+			ic->listen = optarg;
 			break;
 		case 's':
 			ic->rc.o.control = optarg;
 			break;
 		case 'm':
-			if (parse_size(optarg, &ic->d.max_mem))
+			if (parse_size(optarg, &ic->dp.max_mem))
 				return usage_error("incoming", "bad --max-mem '%s'", optarg);
+			break;
+		case 'D':
+			ic->tls_dir = optarg;
+			break;
+		case 'N':
+			ic->tls_peer = optarg;
+			break;
+		case 'I':
+			ic->insecure = true;
+			break;
+		case 'W':
+			if (parse_count_range(optarg, 1, 86400 * 365, &wait_s))
+				return usage_error("incoming", "bad --wait '%s' (seconds)", optarg);
+			ic->dp.wait_ms = (int)min_t(uint64_t, wait_s * 1000, INT32_MAX);
+			break;
+		case 'R':
+			if (parse_count_range(optarg, 1, 3600, &wait_s))
+				return usage_error("incoming",
+						   "bad --reconnect-timeout '%s' (1 to 3600 s)",
+						   optarg);
+			ic->dp.reconnect_ms = (int)wait_s * 1000;
 			break;
 		case 'j':
 			ic->rc.o.json = true;
@@ -586,15 +664,42 @@ static int parse_incoming(int argc, char **argv, struct incoming_ctx *ic, const 
 	}
 	if (optind < argc)
 		return usage_error("incoming", "unexpected argument '%s'", argv[optind]);
-	if (!*listen)
+	if (!ic->listen)
 		return usage_error("incoming", "%s", "--listen ADDR:PORT is required");
+	if (ic->insecure && ic->tls_dir)
+		return usage_error("incoming", "%s", "--tls-dir and --insecure exclude each other");
+	if (!ic->insecure && !ic->tls_dir)
+		return usage_error("incoming", "%s",
+				   "the migration link must be secured: give --tls-dir DIR (see "
+				   "tools/mkcerts.sh), or --insecure for plain TCP");
 	return 0;
 }
 
-static int incoming_wait_setup(struct incoming_ctx *ic)
+/* What must hold before any source is accepted: credentials, port, control socket. */
+static int incoming_prepare(struct incoming_ctx *ic)
 {
 	static const int sigs[2] = { SIGINT, SIGTERM };
+	char why[512];
 
+	if (ic->tls_dir) {
+		ic->tls = tls_ctx_new(ic->tls_dir, true, ic->tls_peer, why, sizeof(why));
+		if (!ic->tls)
+			goto out_err;
+	}
+	ic->dp.tls = ic->tls;
+	ic->dp.mem_avail = mem_available();
+	ic->dp.listen_fd = net_listen(ic->listen, why, sizeof(why));
+	if (ic->dp.listen_fd < 0)
+		goto out_err;
+	ic->rc.base = event_base_new();
+	ic->dp.stop_fd = eventfd(0, EFD_CLOEXEC);
+	if (!ic->rc.base || ic->dp.stop_fd < 0)
+		return -ENOMEM;
+	if (ic->rc.o.control) {
+		ic->rc.ctl = control_new(ic->rc.base, ic->rc.o.control, why, sizeof(why));
+		if (!ic->rc.ctl)
+			goto out_err;
+	}
 	ic->ready_ev = event_new(ic->rc.base, -1, 0, incoming_ready_cb, ic);
 	if (!ic->ready_ev)
 		return -ENOMEM;
@@ -603,66 +708,67 @@ static int incoming_wait_setup(struct incoming_ctx *ic)
 		if (!ic->wait_sig[i] || event_add(ic->wait_sig[i], NULL))
 			return -ENOMEM;
 	}
-	if (pthread_create(&ic->thread, NULL, incoming_thread, ic))
-		return -EAGAIN;
-	ic->thread_started = true;
 	return 0;
+
+out_err:
+	hm_err("%s", why);
+	return -EINVAL;
 }
 
-static int cmd_incoming(int argc, char **argv)
+static void incoming_free(struct incoming_ctx *ic)
 {
-	struct incoming_ctx *ic = calloc(1, sizeof(*ic));
-	const char *listen = "";
-	char why[256];
-	int ret;
-
-	if (!ic)
-		return 1;
-	ic->d.listen_fd = -1;
-	ic->d.stop_fd = -1;
-	ret = parse_incoming(argc, argv, ic, &listen);
-	if (ret) {
-		free(ic);
-		return ret < 0 ? 0 : ret;
-	}
-	ic->d.listen_fd = net_listen(listen, why, sizeof(why));
-	if (ic->d.listen_fd < 0) {
-		hm_err("%s", why);
-		free(ic);
-		return 1;
-	}
-	ic->d.stop_fd = eventfd(0, EFD_CLOEXEC);
-	ic->rc.base = event_base_new();
-	ret = 1;
-	if (ic->d.stop_fd < 0 || !ic->rc.base || incoming_wait_setup(ic))
-		goto out;
-	hm_info("waiting for a VM on %s", listen);
-	event_base_dispatch(ic->rc.base);
-	if (ic->thread_started) {
-		uint64_t one = 1;
-
-		if (write(ic->d.stop_fd, &one, sizeof(one)) != sizeof(one))
-			hm_dbg("stop eventfd write failed");
-		/* a post-copy still receiving must not hold the exit up */
-		if (ic->d.c.fd >= 0)
-			shutdown(ic->d.c.fd, SHUT_RDWR);
-		pthread_join(ic->thread, NULL);
-	}
-	ret = ic->rc.vm ? finish_run(&ic->rc) : 1;
-	if (ic->rc.vm && !ic->rc.o.json && !ic->rc.interrupted)
-		summary_human(&ic->rc, mem_resident_pages(&ic->rc.vm->mem),
-			      (double)(hm_now_ns() - ic->rc.vm->start_ns) / 1e9);
-out:
 	for (int i = 0; i < 2; i++)
 		if (ic->wait_sig[i])
 			event_free(ic->wait_sig[i]);
 	if (ic->ready_ev)
 		event_free(ic->ready_ev);
 	teardown(&ic->rc);
-	close(ic->d.listen_fd);
-	if (ic->d.stop_fd >= 0)
-		close(ic->d.stop_fd);
+	if (ic->dp.listen_fd >= 0)
+		close(ic->dp.listen_fd);
+	if (ic->dp.stop_fd >= 0)
+		close(ic->dp.stop_fd);
+	tls_ctx_free(ic->tls);
 	free(ic);
+}
+
+static int cmd_incoming(int argc, char **argv)
+{
+	struct incoming_ctx *ic = calloc(1, sizeof(*ic));
+	uint64_t one = 1;
+	int ret;
+
+	if (!ic)
+		return 1;
+	ic->dp.listen_fd = -1;
+	ic->dp.stop_fd = -1;
+	ret = parse_incoming(argc, argv, ic);
+	if (ret) {
+		incoming_free(ic);
+		return ret < 0 ? 0 : ret;
+	}
+	if (incoming_prepare(ic)) {
+		incoming_free(ic);
+		return 1;
+	}
+	ic->d = dest_start(&ic->dp, incoming_event, ic);
+	if (!ic->d) {
+		incoming_free(ic);
+		return 1;
+	}
+	fprintf(stderr, "hybridmig incoming: waiting for a VM on %s (%s)\n", ic->listen,
+		ic->tls ? "TLS 1.3, peers authenticated"
+			: "plain TCP, no authentication: --insecure");
+	event_base_dispatch(ic->rc.base);
+	if (write(ic->dp.stop_fd, &one, sizeof(one)) != sizeof(one))
+		hm_dbg("stop eventfd write failed");
+	ret = ic->rc.vm ? finish_run(&ic->rc) : 1;
+	if (ic->rc.vm && !ic->rc.o.json && !ic->rc.interrupted)
+		summary_human(&ic->rc, mem_resident_pages(&ic->rc.vm->mem),
+			      (double)(hm_now_ns() - ic->rc.vm->start_ns) / 1e9);
+	dest_free(ic->d);
+	if (ic->failed)
+		ret = 1;
+	incoming_free(ic);
 	return ret;
 }
 
@@ -677,6 +783,10 @@ struct migrate_opts {
 	uint64_t timeout_s;
 	uint64_t pc_rounds;
 	uint64_t reconnect_s;
+	const char *tls_dir;
+	const char *tls_peer;
+	bool insecure;
+	bool resume;
 	bool json;
 	bool tty;
 	int result;
@@ -686,9 +796,11 @@ static void migrate_usage(void)
 {
 	printf(
 	    "usage: hybridmig migrate --control PATH --to ADDR:PORT [--mode MODE]\n"
+	    "                         (--tls-dir DIR [--tls-peer NAME] | --insecure)\n"
 	    "                         [--bandwidth RATE] [--downtime-limit MS] [--timeout S]\n"
 	    "                         [--postcopy-after-rounds N] [--reconnect-timeout S]\n"
-	    "                         [--json]\n\n"
+	    "                         [--json]\n"
+	    "       hybridmig migrate --resume --control PATH [--to ADDR:PORT] [--json]\n\n"
 	    "Moves the running VM behind the control socket PATH, live, to a destination\n"
 	    "started with 'hybridmig incoming --listen ADDR:PORT'. Until the switch-over the\n"
 	    "VM keeps running here and any failure leaves it running here; after it, this\n"
@@ -702,9 +814,25 @@ static void migrate_usage(void)
 	    "  --timeout S          precopy: give up after S seconds (default: never);\n"
 	    "                       hybrid: switch to post-copy after S seconds\n"
 	    "  --postcopy-after-rounds N  hybrid: switch after N pre-copy rounds\n"
-	    "  --reconnect-timeout S  post-copy: after a broken link keep reconnecting for S\n"
-	    "                       seconds (default 30); the VM waits on both sides\n"
+	    "  --reconnect-timeout S  after the switch-over, keep reconnecting a broken link for\n"
+	    "                       S seconds (default 30); the VM waits on both sides\n"
+	    "  --tls-dir DIR        TLS 1.3 with mutual authentication: DIR/ca.pem, cert.pem,\n"
+	    "                       key.pem (tools/mkcerts.sh makes them)\n"
+	    "  --tls-peer NAME      the destination's certificate must carry NAME\n"
+	    "  --insecure           plain TCP, no authentication (--tls-dir or --insecure is\n"
+	    "                       required)\n"
+	    "  --resume             finish a migration that stopped after the switch-over\n"
+	    "                       (the VM is fenced here); --to gives a new address\n"
 	    "  --json               progress as JSON lines and one final JSON record\n");
+}
+
+/* The VM's process may have another working directory: give it absolute paths. */
+static const char *abs_path(const char *p, char *buf, size_t len)
+{
+	if (p[0] == '/' || !realpath(p, buf))
+		return p;
+	(void)len;
+	return buf;
 }
 
 /* "1gbit", "500mbit" (bits/s) or a byte size per second ("100M"). */
@@ -747,6 +875,10 @@ static int parse_migrate(int argc, char **argv, struct migrate_opts *o)
 		{ "timeout", required_argument, NULL, 'T' },
 		{ "postcopy-after-rounds", required_argument, NULL, 'P' },
 		{ "reconnect-timeout", required_argument, NULL, 'R' },
+		{ "tls-dir", required_argument, NULL, 'D' },
+		{ "tls-peer", required_argument, NULL, 'N' },
+		{ "insecure", no_argument, NULL, 'I' },
+		{ "resume", no_argument, NULL, 'U' },
 		{ "json", no_argument, NULL, 'j' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
@@ -795,6 +927,18 @@ static int parse_migrate(int argc, char **argv, struct migrate_opts *o)
 						   "bad --reconnect-timeout '%s' (0 to 3600 s)",
 						   optarg);
 			break;
+		case 'D':
+			o->tls_dir = optarg;
+			break;
+		case 'N':
+			o->tls_peer = optarg;
+			break;
+		case 'I':
+			o->insecure = true;
+			break;
+		case 'U':
+			o->resume = true;
+			break;
 		case 'j':
 			o->json = true;
 			break;
@@ -807,9 +951,17 @@ static int parse_migrate(int argc, char **argv, struct migrate_opts *o)
 	}
 	if (optind < argc)
 		return usage_error("migrate", "unexpected argument '%s'", argv[optind]);
+	if (o->resume)
+		return o->control ? 0 : usage_error("migrate", "%s", "--control PATH is required");
 	if (!o->control || !o->to)
 		return usage_error("migrate", "%s",
 				   "--control PATH and --to ADDR:PORT are required");
+	if (o->insecure && o->tls_dir)
+		return usage_error("migrate", "%s", "--tls-dir and --insecure exclude each other");
+	if (!o->insecure && !o->tls_dir)
+		return usage_error("migrate", "%s",
+				   "the migration link must be secured: give --tls-dir DIR (see "
+				   "tools/mkcerts.sh), or --insecure for plain TCP");
 	if (strcmp(o->mode, "precopy") && strcmp(o->mode, "postcopy") && strcmp(o->mode, "hybrid"))
 		return usage_error("migrate", "unknown --mode '%s' (precopy, postcopy, hybrid)",
 				   o->mode);
@@ -940,8 +1092,9 @@ static int cmd_migrate(int argc, char **argv)
 	struct migrate_opts o = {
 		.mode = "precopy", .downtime_ms = 300, .reconnect_s = 30, .result = 1
 	};
-	char req[512];
+	char req[1024];
 	char why[256];
+	char tlsdir[PATH_MAX];
 	struct json_out j;
 	int ret = parse_migrate(argc, argv, &o);
 
@@ -951,8 +1104,21 @@ static int cmd_migrate(int argc, char **argv)
 	json_init(&j, req, sizeof(req));
 	json_obj_begin(&j, NULL);
 	json_str(&j, "cmd", "migrate");
+	if (o.resume) {
+		json_bool(&j, "resume", true);
+		if (o.to)
+			json_str(&j, "to", o.to);
+		json_obj_end(&j);
+		goto send;
+	}
 	json_str(&j, "to", o.to);
 	json_str(&j, "mode", o.mode);
+	if (o.insecure)
+		json_bool(&j, "insecure", true);
+	if (o.tls_dir)
+		json_str(&j, "tls_dir", abs_path(o.tls_dir, tlsdir, sizeof(tlsdir)));
+	if (o.tls_peer)
+		json_str(&j, "tls_peer", o.tls_peer);
 	json_u64(&j, "bandwidth", o.bandwidth);
 	json_u64(&j, "downtime_limit_ms", o.downtime_ms);
 	json_u64(&j, "timeout_s", o.timeout_s);
@@ -960,6 +1126,11 @@ static int cmd_migrate(int argc, char **argv)
 		json_u64(&j, "postcopy_after_rounds", o.pc_rounds);
 	json_u64(&j, "reconnect_s", o.reconnect_s);
 	json_obj_end(&j);
+send:
+	if (!json_done(&j)) {
+		hm_err("request too long");
+		return 1;
+	}
 	/* progress comes every 0.5 s; a silent minute means the VM is gone */
 	if (ctlclient_stream(o.control, req, migrate_line, &o, 60000, why, sizeof(why))) {
 		hm_err("%s", why);
@@ -1020,14 +1191,13 @@ static int client_reply(const char *cmd, const char *reply, bool json)
 static int cmd_client(const char *cmd, int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{ "control", required_argument, NULL, 's' },
-		{ "json", no_argument, NULL, 'j' },
-		{ "timeout", required_argument, NULL, 't' },
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
+		{ "control", required_argument, NULL, 's' }, { "json", no_argument, NULL, 'j' },
+		{ "timeout", required_argument, NULL, 't' }, { "force", no_argument, NULL, 'f' },
+		{ "help", no_argument, NULL, 'h' },	     { NULL, 0, NULL, 0 },
 	};
 	const char *path = NULL;
 	uint64_t timeout = 150;
+	bool force = false;
 	bool json = false;
 	char req[128];
 	char reply[8192];
@@ -1041,6 +1211,9 @@ static int cmd_client(const char *cmd, int argc, char **argv)
 			break;
 		case 'j':
 			json = true;
+			break;
+		case 'f':
+			force = true;
 			break;
 		case 't':
 			if (parse_count_range(optarg, 1, 86400, &timeout))
@@ -1058,7 +1231,7 @@ static int cmd_client(const char *cmd, int argc, char **argv)
 		return usage_error(cmd, "unexpected argument '%s'", argv[optind]);
 	if (!path)
 		return usage_error(cmd, "%s", "--control PATH is required");
-	snprintf(req, sizeof(req), "{\"cmd\":\"%s\"}", cmd);
+	snprintf(req, sizeof(req), "{\"cmd\":\"%s\"%s}", cmd, force ? ",\"force\":true" : "");
 	if (ctlclient_call(path, req, reply, sizeof(reply), (int)timeout * 1000, why,
 			   sizeof(why))) {
 		hm_err("%s", why);
@@ -1069,7 +1242,8 @@ static int cmd_client(const char *cmd, int argc, char **argv)
 
 int main(int argc, char **argv)
 {
-	static const char *const clients[] = { "status", "verify", "pause", "resume", "stop" };
+	static const char *const clients[] = { "status", "verify",	    "pause", "resume",
+					       "stop",	 "switch-postcopy", "abort" };
 	const char *cmd = argc > 1 ? argv[1] : NULL;
 
 	signal(SIGPIPE, SIG_IGN);

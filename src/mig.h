@@ -2,8 +2,10 @@
 /*
  * Source side of a migration: a worker thread that connects to the
  * destination, runs the pre-migration checks, pre-copy rounds and the
- * stop-and-copy, and gives the VM up only when the destination says its
- * vCPUs run. Any failure before that resumes the VM here and reports.
+ * switch-over handshake, and gives the VM up only when the destination
+ * says its vCPUs run (and, in post-copy, that it holds every page). A
+ * failure before the fence resumes the VM here; after it, the VM stays
+ * fenced here (docs/switchover.md) and mig_resume() can carry on.
  *
  * The thread touches the VM through vm_pause/vm_resume, the dirty log and
  * guest RAM reads; the owner (vmctl, on the loop) reads progress with
@@ -37,7 +39,10 @@ struct mig_params {
 	char spec[256];			/* guest spec, for the destination */
 	double units_before;		/* guest work units/s before the migration */
 	uint32_t postcopy_after_rounds; /* hybrid: switch after this many rounds (0 = rule) */
-	uint64_t reconnect_ns; /* post-copy: keep reconnecting this long after a link loss */
+	uint64_t reconnect_ns; /* after the fence: keep reconnecting this long after a link loss */
+	char tls_dir[256];     /* ca.pem, cert.pem, key.pem */
+	char tls_peer[128];    /* name the destination's certificate must carry, "" = any */
+	bool insecure;	       /* plain TCP, no authentication (explicit choice) */
 };
 
 #define MIG_MAX_ROUNDS 64
@@ -81,7 +86,8 @@ struct mig_stats {
 	uint64_t blocked_ns;   /* destination vCPU time blocked on missing pages */
 	uint64_t last_page_ns; /* vCPUs running on the destination -> last page there */
 	double units_postcopy; /* guest work units/s during post-copy */
-	uint32_t reconnects;   /* post-copy links re-established */
+	uint32_t reconnects;   /* links re-established after the fence */
+	bool fenced;	       /* the VM may run on the destination: never resume it here */
 	int err;
 	char error[256];
 };
@@ -90,8 +96,18 @@ typedef void (*mig_done_fn)(void *arg);
 
 struct mig;
 
-/* Start migrating @vm (running, not owned). NULL on allocation failure. */
-struct mig *mig_start(struct vm *vm, const struct mig_params *p, mig_done_fn done, void *arg);
+/* Start migrating @vm (running, not owned). NULL with a reason (TLS files, memory). */
+struct mig *mig_start(struct vm *vm, const struct mig_params *p, mig_done_fn done, void *arg,
+		      char *why, size_t whylen);
+/*
+ * Carry on a migration that ended fenced (@done was called with s.fenced):
+ * reconnect to @to (NULL: the same address) and finish. 0 or -errno.
+ */
+int mig_resume(struct mig *m, const char *to) __must_check;
+/* True while the VM may run on the destination (any thread). */
+bool mig_fenced(struct mig *m);
+/* Ask a pre-copy to switch to post-copy after the current round. */
+void mig_switch_to_postcopy(struct mig *m);
 /* Consistent copy of the statistics (any thread). */
 void mig_snapshot(struct mig *m, struct mig_stats *out);
 /* Ask the worker to give up (pre-copy only); the VM keeps running here. */

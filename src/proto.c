@@ -4,7 +4,7 @@
 #include <errno.h>
 #include <string.h>
 
-static_assert(PROTO_VMDESC_SIZE == 312, "VMDESC layout is part of the wire format");
+static_assert(PROTO_VMDESC_SIZE == 320, "VMDESC layout is part of the wire format");
 
 static int bad(const char **why, const char *msg)
 {
@@ -38,7 +38,11 @@ static uint64_t fixed_size(uint32_t type)
 	case PROTO_AFTER:
 		return PROTO_AFTER_SIZE;
 	case PROTO_REQ:
-		return 8;
+		return PROTO_REQ_SIZE;
+	case PROTO_READY:
+		return PROTO_READY_SIZE;
+	case PROTO_STATUS:
+		return PROTO_STATUS_SIZE;
 	case PROTO_COMPLETE:
 		return PROTO_COMPLETE_SIZE;
 	default:
@@ -62,6 +66,7 @@ int proto_hdr_decode(const uint8_t in[PROTO_HDR_SIZE], struct proto_hdr *h, cons
 	case PROTO_ACCEPT:
 	case PROTO_SWITCH:
 	case PROTO_DONE:
+	case PROTO_GO:
 		if (h->len)
 			return bad(why, "frame length does not match its type");
 		break;
@@ -95,7 +100,9 @@ void proto_hello_encode(uint8_t *out, const struct proto_hello *m)
 	proto_put_le64(out, m->magic);
 	proto_put_le32(out + 8, m->version);
 	proto_put_le32(out + 12, m->channel);
-	proto_put_le64(out + 16, m->session);
+	proto_put_le32(out + 16, m->flags);
+	proto_put_le32(out + 20, 0);
+	memcpy(out + 24, m->secret, PROTO_SECRET_SIZE);
 }
 
 int proto_hello_decode(const uint8_t *in, size_t len, struct proto_hello *m, const char **why)
@@ -105,7 +112,8 @@ int proto_hello_decode(const uint8_t *in, size_t len, struct proto_hello *m, con
 	m->magic = proto_get_le64(in);
 	m->version = proto_get_le32(in + 8);
 	m->channel = proto_get_le32(in + 12);
-	m->session = proto_get_le64(in + 16);
+	m->flags = proto_get_le32(in + 16);
+	memcpy(m->secret, in + 24, PROTO_SECRET_SIZE);
 	if (m->magic != PROTO_MAGIC) {
 		if (why)
 			*why = "peer is not hybridmig (bad magic)";
@@ -118,6 +126,8 @@ int proto_hello_decode(const uint8_t *in, size_t len, struct proto_hello *m, con
 	}
 	if (m->channel > PROTO_CH_URGENT)
 		return bad(why, "unknown channel in hello");
+	if (m->flags & ~(uint32_t)PROTO_HELLO_RESUME || proto_get_le32(in + 20))
+		return bad(why, "unknown hello flags");
 	return 0;
 }
 
@@ -131,6 +141,7 @@ void proto_vmdesc_encode(uint8_t *out, const struct proto_vmdesc *m)
 		proto_put_le32(out + 24 + 4 * i, m->cpuid[i]);
 	memset(out + 24 + 4 * PROTO_CPUID_WORDS, 0, PROTO_SPEC_MAX);
 	memcpy(out + 24 + 4 * PROTO_CPUID_WORDS, m->spec, strnlen(m->spec, PROTO_SPEC_MAX - 1));
+	proto_put_le64(out + 24 + 4 * PROTO_CPUID_WORDS + PROTO_SPEC_MAX, m->resident_bytes);
 }
 
 int proto_vmdesc_decode(const uint8_t *in, size_t len, struct proto_vmdesc *m, const char **why)
@@ -148,6 +159,7 @@ int proto_vmdesc_decode(const uint8_t *in, size_t len, struct proto_vmdesc *m, c
 	if (!memchr(spec, 0, PROTO_SPEC_MAX))
 		return bad(why, "guest spec in VM description is not terminated");
 	memcpy(m->spec, spec, PROTO_SPEC_MAX);
+	m->resident_bytes = proto_get_le64(spec + PROTO_SPEC_MAX);
 	if (!m->mem_bytes || m->mem_bytes % PROTO_PAGE_SIZE || !m->nr_vcpus)
 		return bad(why, "VM description with impossible memory or vCPU count");
 	return 0;
@@ -166,6 +178,9 @@ int proto_error_decode(const uint8_t *in, size_t len, struct proto_error *m, con
 	if (len != PROTO_ERROR_SIZE)
 		return bad(why, "error frame of wrong size");
 	m->code = proto_get_le32(in);
+	/* the code becomes -errno on our side: 0 or a huge value would not be an error */
+	if (!m->code || m->code > PROTO_ERRNO_MAX || proto_get_le32(in + 4))
+		return bad(why, "error frame with an impossible code");
 	if (!memchr(in + 8, 0, PROTO_MSG_MAX))
 		return bad(why, "error message is not terminated");
 	memcpy(m->msg, in + 8, PROTO_MSG_MAX);
@@ -220,6 +235,54 @@ int proto_after_decode(const uint8_t *in, size_t len, struct proto_after *m, con
 		return bad(why, "after frame of wrong size");
 	m->units_per_s = proto_get_le64(in);
 	m->first_report_ns = proto_get_le64(in + 8);
+	return 0;
+}
+
+void proto_ready_encode(uint8_t *out, const struct proto_ready *m)
+{
+	proto_put_le64(out, m->restore_ns);
+}
+
+int proto_ready_decode(const uint8_t *in, size_t len, struct proto_ready *m, const char **why)
+{
+	if (len != PROTO_READY_SIZE)
+		return bad(why, "ready frame of wrong size");
+	m->restore_ns = proto_get_le64(in);
+	return 0;
+}
+
+void proto_status_encode(uint8_t *out, const struct proto_status *m)
+{
+	proto_put_le32(out, m->phase);
+	proto_put_le32(out + 4, 0);
+	proto_put_le64(out + 8, m->missing);
+}
+
+int proto_status_decode(const uint8_t *in, size_t len, struct proto_status *m, const char **why)
+{
+	if (len != PROTO_STATUS_SIZE)
+		return bad(why, "status frame of wrong size");
+	m->phase = proto_get_le32(in);
+	m->missing = proto_get_le64(in + 8);
+	if (m->phase < PROTO_DST_RECEIVING || m->phase > PROTO_DST_RUNNING ||
+	    proto_get_le32(in + 4))
+		return bad(why, "status frame with an unknown phase");
+	return 0;
+}
+
+void proto_req_encode(uint8_t *out, uint64_t gfn)
+{
+	proto_put_le64(out, gfn);
+}
+
+int proto_req_decode(const uint8_t *in, size_t len, uint64_t max_gfn, uint64_t *gfn,
+		     const char **why)
+{
+	if (len != PROTO_REQ_SIZE)
+		return bad(why, "page request of wrong size");
+	*gfn = proto_get_le64(in);
+	if (*gfn >= max_gfn)
+		return bad(why, "page request outside guest RAM");
 	return 0;
 }
 

@@ -4,15 +4,22 @@
  * and decoded without I/O or allocation. Every frame is a 16-byte header
  * (type, flags, payload length) and a payload whose layout the type fixes.
  *
- * Conversation on the bulk channel (source S, destination D):
- *   S: HELLO            D: HELLO           (magic, version, channel, session)
+ * Conversation on the bulk channel (source S, destination D), inside TLS:
+ *   S: HELLO            D: HELLO           (magic, version, channel, secret)
  *   S: VMDESC           D: ACCEPT | REFUSE (pre-migration checks)
  *   S: PAGES*, ROUND*   (pre-copy rounds)
- *   S: PAGES*, VMSTATE, SWITCH            (stop-and-copy)
- *   D: STARTED          (vCPUs run on D; S may let go)   D: AFTER (rate after)
+ *   S: [PAGEMAP*] PAGES*, VMSTATE, SWITCH  (stop-and-copy; map for post-copy)
+ *   D: READY            (state loaded; D waits and does not run the guest)
+ *   S: GO               (S has fenced itself: from here D owns the guest)
+ *   D: STARTED          (vCPUs run on D)
+ *   post-copy: S: PAGES* DONE   D: COMPLETE (every page is on D)
+ *   D: AFTER (rate after)
  *   either side: ERROR  (then close)
- * Designed for what comes next: HELLO names the channel (bulk or urgent
- * page requests, REQ) and a session id so a broken link can be resumed.
+ * The urgent channel (post-copy) carries REQ from D and PAGES answers.
+ * A reconnection (HELLO with PROTO_HELLO_RESUME and the session's secret)
+ * is answered with STATUS: where D stands, so S knows whether to send GO
+ * again, and, in post-copy, D's PAGEMAP of the pages it holds and ACCEPT.
+ * docs/switchover.md has the state machine and the outcome of each failure.
  *
  * The decoder trusts nothing: unknown types, lengths that do not match the
  * type, page numbers out of range, counts and compressed sizes are all
@@ -27,7 +34,7 @@
 #include "src/util.h"
 
 #define PROTO_MAGIC	0x4749484d4d48ULL /* "HMMHIG" */
-#define PROTO_VERSION	1
+#define PROTO_VERSION	2
 #define PROTO_HDR_SIZE	16
 #define PROTO_BATCH_MAX 64 /* pages in one PAGES frame */
 #define PROTO_PAGE_SIZE 4096
@@ -58,7 +65,10 @@ enum proto_type {
 	PROTO_PAGEMAP = 13,  /* post-copy: which pages the source still holds */
 	PROTO_DONE = 14,     /* post-copy: every page has been sent */
 	PROTO_COMPLETE = 15, /* post-copy: every page is on the destination */
-	PROTO_TYPE_MAX = 16,
+	PROTO_READY = 16,    /* destination: state loaded, waiting for GO */
+	PROTO_GO = 17,	     /* source: fenced; the destination may run the guest */
+	PROTO_STATUS = 18,   /* destination, on a resumed session: where it stands */
+	PROTO_TYPE_MAX = 19,
 };
 
 enum proto_channel {
@@ -99,13 +109,34 @@ struct proto_hdr {
 	uint64_t len; /* payload bytes */
 };
 
+#define PROTO_SECRET_SIZE  16  /* 128-bit random session secret */
+#define PROTO_HELLO_RESUME 0x1 /* hello flags: reconnection of a known session */
 struct proto_hello {
 	uint64_t magic;
 	uint32_t version;
 	uint32_t channel;
-	uint64_t session;
+	uint32_t flags;
+	uint8_t secret[PROTO_SECRET_SIZE]; /* chosen by the source, checked on reconnection */
 };
-#define PROTO_HELLO_SIZE 24
+#define PROTO_HELLO_SIZE 40
+
+/* READY: the destination loaded the state and waits for GO */
+struct proto_ready {
+	uint64_t restore_ns; /* SWITCH read -> state loaded */
+};
+#define PROTO_READY_SIZE 8
+
+/* STATUS: where the destination stands when a session is resumed */
+enum proto_dst_phase {
+	PROTO_DST_RECEIVING = 1, /* before READY: nothing runs here */
+	PROTO_DST_WAIT_GO = 2,	 /* READY sent, GO not received: the guest does not run */
+	PROTO_DST_RUNNING = 3,	 /* GO received: the guest runs here */
+};
+struct proto_status {
+	uint32_t phase;	  /* enum proto_dst_phase */
+	uint64_t missing; /* post-copy: pages still owed to the destination */
+};
+#define PROTO_STATUS_SIZE 16
 
 /* CPUID feature words the guest was given; the destination must offer each bit. */
 #define PROTO_CPUID_WORDS 8
@@ -116,12 +147,14 @@ struct proto_vmdesc {
 	uint64_t tsc_khz;
 	uint32_t cpuid[PROTO_CPUID_WORDS];
 	char spec[PROTO_SPEC_MAX]; /* guest spec, NUL-terminated */
+	uint64_t resident_bytes;   /* memory the guest has touched: what the destination needs */
 };
-#define PROTO_VMDESC_SIZE (8 + 4 + 4 + 8 + 4 * PROTO_CPUID_WORDS + PROTO_SPEC_MAX)
+#define PROTO_VMDESC_SIZE (8 + 4 + 4 + 8 + 4 * PROTO_CPUID_WORDS + PROTO_SPEC_MAX + 8)
 
 /* REFUSE and ERROR */
+#define PROTO_ERRNO_MAX 4095 /* codes are errno values, 1..4095 */
 struct proto_error {
-	uint32_t code; /* errno value */
+	uint32_t code; /* errno value, checked to be 1..PROTO_ERRNO_MAX */
 	char msg[PROTO_MSG_MAX];
 };
 #define PROTO_ERROR_SIZE (8 + PROTO_MSG_MAX)
@@ -182,6 +215,18 @@ int proto_started_decode(const uint8_t *in, size_t len, struct proto_started *m,
 void proto_after_encode(uint8_t *out, const struct proto_after *m);
 int proto_after_decode(const uint8_t *in, size_t len, struct proto_after *m,
 		       const char **why) __must_check;
+
+void proto_ready_encode(uint8_t *out, const struct proto_ready *m);
+int proto_ready_decode(const uint8_t *in, size_t len, struct proto_ready *m,
+		       const char **why) __must_check;
+void proto_status_encode(uint8_t *out, const struct proto_status *m);
+int proto_status_decode(const uint8_t *in, size_t len, struct proto_status *m,
+			const char **why) __must_check;
+/* REQ: one page number, which must be below @max_gfn. */
+#define PROTO_REQ_SIZE 8
+void proto_req_encode(uint8_t *out, uint64_t gfn);
+int proto_req_decode(const uint8_t *in, size_t len, uint64_t max_gfn, uint64_t *gfn,
+		     const char **why) __must_check;
 
 void proto_complete_encode(uint8_t *out, const struct proto_complete *m);
 int proto_complete_decode(const uint8_t *in, size_t len, struct proto_complete *m,

@@ -293,7 +293,7 @@ int vm_pause(struct vm *vm)
 		pthread_mutex_unlock(&vm->lock);
 		return -ESHUTDOWN;
 	}
-	if (vm->state == VM_PAUSED) {
+	if (vm->state == VM_PAUSED || vm->state == VM_FENCED) {
 		pthread_mutex_unlock(&vm->lock);
 		return 0;
 	}
@@ -317,7 +317,9 @@ int vm_resume(struct vm *vm)
 {
 	pthread_mutex_lock(&vm->lock);
 	if (vm->state != VM_PAUSED) {
-		int err = vm->state == VM_RUNNING ? 0 : -ESHUTDOWN;
+		int err = vm->state == VM_RUNNING  ? 0
+			  : vm->state == VM_FENCED ? -EPERM
+						   : -ESHUTDOWN;
 
 		pthread_mutex_unlock(&vm->lock);
 		return err;
@@ -364,9 +366,30 @@ enum vm_state vm_get_state(struct vm *vm)
 	return s;
 }
 
+int vm_fence(struct vm *vm)
+{
+	int err = 0;
+
+	pthread_mutex_lock(&vm->lock);
+	if (vm->state == VM_PAUSED)
+		vm->state = VM_FENCED;
+	else if (vm->state != VM_FENCED)
+		err = -EINVAL;
+	pthread_mutex_unlock(&vm->lock);
+	return err;
+}
+
+void vm_unfence(struct vm *vm)
+{
+	pthread_mutex_lock(&vm->lock);
+	if (vm->state == VM_FENCED)
+		vm->state = VM_PAUSED;
+	pthread_mutex_unlock(&vm->lock);
+}
+
 const char *vm_state_name(enum vm_state s)
 {
-	static const char *const names[] = { "created", "running", "paused", "stopped" };
+	static const char *const names[] = { "created", "running", "paused", "stopped", "fenced" };
 
 	return s < ARRAY_SIZE(names) ? names[s] : "unknown";
 }

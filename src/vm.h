@@ -41,6 +41,7 @@ enum vm_state {
 	VM_RUNNING,
 	VM_PAUSED,
 	VM_STOPPED,
+	VM_FENCED, /* paused for good: the guest may run elsewhere (migration switch-over) */
 };
 
 /* Called once when the VM stops on its own (guest exit or failure), from any thread. */
@@ -95,7 +96,16 @@ int vm_start(struct vm *vm) __must_check;
  * has stopped. Idempotent.
  */
 int vm_pause(struct vm *vm) __must_check;
+/* Resume a paused VM. -EPERM when it is fenced, -ESHUTDOWN when stopped. */
 int vm_resume(struct vm *vm) __must_check;
+/*
+ * Fence a paused VM: it stays paused and vm_resume refuses it, because
+ * from here its guest may run on a migration destination. -EINVAL unless
+ * paused (or already fenced).
+ */
+int vm_fence(struct vm *vm) __must_check;
+/* Lift the fence (operator's --force): the VM is paused again. */
+void vm_unfence(struct vm *vm);
 /* Stop for good and join all threads. Idempotent. */
 void vm_stop(struct vm *vm);
 enum vm_state vm_get_state(struct vm *vm);

@@ -39,14 +39,15 @@ struct vmctl {
 	void *exit_arg;
 	bool exited;
 	/* migration out */
-	struct mig *mig;
+	struct mig *mig; /* running, or kept after it ended fenced (for migrate --resume) */
+	bool mig_active; /* its thread runs */
 	struct ctl_req *mig_req;
 	struct event *mig_done_ev; /* activated from the migration thread */
 	struct event *mig_tick_ev; /* progress lines to the requester */
 	struct mig_params mp;
 	struct mig_stats mig_final;
 	bool migrated;
-	bool fenced; /* post-copy failed after the switch: never resume this copy */
+	bool fenced; /* the switch-over did not complete: the guest may run there; never resume */
 };
 
 static void verify_finish(struct vmctl *vc, const struct devwin_verdict *v);
@@ -165,7 +166,8 @@ void vmctl_free(struct vmctl *vc)
 		verify_finish(vc, &v);
 	}
 	if (vc->mig) {
-		mig_cancel(vc->mig);
+		if (vc->mig_active && !mig_fenced(vc->mig))
+			mig_cancel(vc->mig);
 		mig_free(vc->mig);
 		vc->mig = NULL;
 	}
@@ -298,6 +300,13 @@ void vmctl_status(struct vmctl *vc, struct json_out *j)
 	json_str(j, "state", vm_state_name(vm_get_state(vm)));
 	if (vc->fenced)
 		json_bool(j, "fenced", true);
+	if (vc->mig) {
+		struct mig_stats ms;
+
+		mig_snapshot(vc->mig, &ms);
+		json_str(j, "migration", ms.phase);
+		json_str(j, "migration_to", vc->mp.to);
+	}
 	json_str(j, "guest", vc->spec->type->name);
 	json_u64(j, "vcpus", vm->nr_vcpus);
 	json_u64(j, "mem_bytes", vm->mem.size);
@@ -347,8 +356,10 @@ static void cmd_verify(struct ctl_req *req, const struct json_field *f, size_t n
 	int err;
 
 	(void)f, (void)n;
-	if (vc->mig) {
-		control_reply_error(req, "a migration is running: verify after it");
+	if (vc->mig_active || vc->fenced) {
+		control_reply_error(req, "%s",
+				    vc->fenced ? "the VM is fenced (migrated away)"
+					       : "a migration is running: verify after it");
 		return;
 	}
 	err = vmctl_verify(vc, NULL, NULL);
@@ -369,8 +380,10 @@ static void cmd_pause(struct ctl_req *req, const struct json_field *f, size_t n,
 	int err;
 
 	(void)f, (void)n;
-	if (vc->mig) {
-		control_reply_error(req, "a migration is running");
+	if (vc->mig_active || vc->fenced) {
+		control_reply_error(req, "%s",
+				    vc->fenced ? "the VM is fenced (migrated away)"
+					       : "a migration is running: abort it first");
 		return;
 	}
 	if (vc->verify_busy) {
@@ -386,17 +399,36 @@ static void cmd_pause(struct ctl_req *req, const struct json_field *f, size_t n,
 	reply_status(vc, req);
 }
 
+static bool forced(const struct json_field *f, size_t n)
+{
+	const struct json_field *x = json_find(f, n, "force");
+
+	return x && x->type == JSON_BOOL && x->b;
+}
+
 static void cmd_resume(struct ctl_req *req, const struct json_field *f, size_t n, void *arg)
 {
 	struct vmctl *vc = arg;
 
-	(void)f, (void)n;
-	if (vc->fenced) {
-		control_reply_error(req,
-				    "refusing to resume: the guest already ran on the migration "
-				    "destination (post-copy failed after the switch-over); this "
-				    "copy only keeps its pages");
+	if (vc->mig_active) {
+		control_reply_error(req, "a migration is running: 'hybridmig abort' first");
 		return;
+	}
+	if (vc->fenced && !forced(f, n)) {
+		control_reply_error(
+		    req, "refusing to resume: the VM is fenced because it may run on the "
+			 "migration destination; resuming it here too would run the guest "
+			 "twice. Use 'migrate --resume' to finish the migration, or "
+			 "'resume --force' once the destination is known not to run it");
+		return;
+	}
+	if (vc->fenced) {
+		hm_warn("resume --force: lifting the fence; if the destination ran the guest, its "
+			"work there since the switch-over is lost and must not continue there");
+		vm_unfence(vc->vm);
+		vc->fenced = false;
+		mig_free(vc->mig);
+		vc->mig = NULL;
 	}
 	if (vm_resume(vc->vm)) {
 		control_reply_error(req, "cannot resume: the VM is not paused or running");
@@ -410,9 +442,30 @@ static void stop_after_reply(void *arg)
 	notify_exit(arg, 0);
 }
 
+/* Why stopping now would lose or fork the guest, or NULL when it is safe. */
+const char *vmctl_unsafe_to_stop(struct vmctl *vc)
+{
+	if (vc->mig_active && vc->mig && mig_fenced(vc->mig))
+		return "the switch-over is in progress and this side still holds pages the "
+		       "destination needs";
+	if (vc->mig_active)
+		return "a migration is running ('hybridmig abort' first)";
+	if (vc->fenced)
+		return "the VM is fenced after an unfinished switch-over: it holds the only "
+		       "complete copy ('migrate --resume' to finish)";
+	return NULL;
+}
+
 static void cmd_stop(struct ctl_req *req, const struct json_field *f, size_t n, void *arg)
 {
-	(void)f, (void)n;
+	const char *unsafe = vmctl_unsafe_to_stop(arg);
+
+	if (unsafe && !forced(f, n)) {
+		control_reply_error(req, "refusing to stop: %s; --force stops anyway", unsafe);
+		return;
+	}
+	if (unsafe)
+		hm_warn("stop --force: %s", unsafe);
 	control_reply_then(req, "{\"ok\":true,\"state\":\"stopping\"}", stop_after_reply, arg);
 }
 
@@ -469,12 +522,15 @@ static void mig_done_loop_cb(evutil_socket_t fd, short what, void *arg)
 	(void)fd, (void)what;
 	event_del(vc->mig_tick_ev);
 	mig_snapshot(vc->mig, &vc->mig_final);
-	mig_free(vc->mig);
-	vc->mig = NULL;
+	vc->mig_active = false;
 	vc->mig_req = NULL;
 	vc->migrated = !vc->mig_final.err;
-	/* after a post-copy switch the guest ran there: this copy must not run again */
-	vc->fenced = vc->mig_final.err && vc->mig_final.postcopy;
+	/* after the fence the guest may run there: this copy must not run again */
+	vc->fenced = vc->mig_final.err && vc->mig_final.fenced;
+	if (!vc->fenced) {
+		mig_free(vc->mig);
+		vc->mig = NULL;
+	}
 	if (vc->mig_final.err)
 		hm_err("migration to %s failed: %s", vc->mp.to, vc->mig_final.error);
 	json_init(&j, buf, sizeof(buf));
@@ -509,6 +565,29 @@ static int num_field(const struct json_field *f, size_t n, const char *key, doub
 	return 0;
 }
 
+/* tls_dir + optional tls_peer, or insecure: true; one of the two is required. */
+static const char *tls_params(struct mig_params *mp, const struct json_field *f, size_t n)
+{
+	const struct json_field *dir = json_find(f, n, "tls_dir");
+	const struct json_field *peer = json_find(f, n, "tls_peer");
+	const struct json_field *ins = json_find(f, n, "insecure");
+
+	mp->insecure = ins && ins->type == JSON_BOOL && ins->b;
+	if (dir && (dir->type != JSON_STRING || strlen(dir->str) >= sizeof(mp->tls_dir)))
+		return "tls_dir must be a directory path";
+	if (peer && (peer->type != JSON_STRING || strlen(peer->str) >= sizeof(mp->tls_peer)))
+		return "tls_peer must be a name";
+	if (mp->insecure && dir)
+		return "choose tls_dir or insecure, not both";
+	if (!mp->insecure && !dir)
+		return "migrate needs tls_dir (certificates) or insecure: true (plain TCP)";
+	if (dir)
+		memcpy(mp->tls_dir, dir->str, strlen(dir->str) + 1);
+	if (peer)
+		memcpy(mp->tls_peer, peer->str, strlen(peer->str) + 1);
+	return NULL;
+}
+
 static const char *migrate_params(struct vmctl *vc, const struct json_field *f, size_t n)
 {
 	const struct json_field *to = json_find(f, n, "to");
@@ -518,6 +597,7 @@ static const char *migrate_params(struct vmctl *vc, const struct json_field *f, 
 	double to_s = 0;
 	double pc = 0;
 	double rc = 30;
+	const char *bad;
 
 	memset(&vc->mp, 0, sizeof(vc->mp));
 	if (!to || to->type != JSON_STRING || !*to->str)
@@ -542,6 +622,9 @@ static const char *migrate_params(struct vmctl *vc, const struct json_field *f, 
 		return "downtime_limit_ms must be 1 to 600000";
 	if (num_field(f, n, "timeout_s", 0, 86400, &to_s))
 		return "timeout_s must be 0 to 86400";
+	bad = tls_params(&vc->mp, f, n);
+	if (bad)
+		return bad;
 	vc->mp.postcopy_after_rounds = (uint32_t)pc;
 	vc->mp.reconnect_ns = (uint64_t)(rc * 1e9);
 	vc->mp.bandwidth = (uint64_t)bw;
@@ -552,14 +635,52 @@ static const char *migrate_params(struct vmctl *vc, const struct json_field *f, 
 	return NULL;
 }
 
+/* migrate --resume: carry on a migration that ended fenced, maybe to a new address. */
+static void resume_migration(struct vmctl *vc, struct ctl_req *req, const struct json_field *f,
+			     size_t n)
+{
+	const struct json_field *to = json_find(f, n, "to");
+	struct timeval tv = { 0, MIG_TICK_MS * 1000 };
+
+	if (!vc->fenced || !vc->mig) {
+		control_reply_error(req, "no unfinished migration to resume");
+		return;
+	}
+	if (to && (to->type != JSON_STRING || strlen(to->str) >= sizeof(vc->mp.to))) {
+		control_reply_error(req, "\"to\" must be ADDR:PORT");
+		return;
+	}
+	if (to && *to->str)
+		snprintf(vc->mp.to, sizeof(vc->mp.to), "%s", to->str);
+	if (mig_resume(vc->mig, vc->mp.to)) {
+		control_reply_error(req, "cannot resume the migration");
+		return;
+	}
+	vc->fenced = false;
+	vc->mig_active = true;
+	vc->mig_req = req;
+	event_add(vc->mig_tick_ev, &tv);
+}
+
 static void cmd_migrate(struct ctl_req *req, const struct json_field *f, size_t n, void *arg)
 {
 	struct vmctl *vc = arg;
+	const struct json_field *resume = json_find(f, n, "resume");
 	struct timeval tv = { 0, MIG_TICK_MS * 1000 };
 	const char *bad;
+	char why[256];
 
-	if (vc->mig) {
+	if (vc->mig_active) {
 		control_reply_error(req, "a migration is already running");
+		return;
+	}
+	if (resume && resume->type == JSON_BOOL && resume->b) {
+		resume_migration(vc, req, f, n);
+		return;
+	}
+	if (vc->fenced) {
+		control_reply_error(req, "the VM is fenced after an unfinished switch-over: "
+					 "'migrate --resume' finishes it");
 		return;
 	}
 	if (vm_get_state(vc->vm) != VM_RUNNING || vc->verify_busy) {
@@ -571,11 +692,12 @@ static void cmd_migrate(struct ctl_req *req, const struct json_field *f, size_t 
 		control_reply_error(req, "%s", bad);
 		return;
 	}
-	vc->mig = mig_start(vc->vm, &vc->mp, mig_done_thread_cb, vc);
+	vc->mig = mig_start(vc->vm, &vc->mp, mig_done_thread_cb, vc, why, sizeof(why));
 	if (!vc->mig) {
-		control_reply_error(req, "cannot start the migration: out of memory");
+		control_reply_error(req, "%s", why);
 		return;
 	}
+	vc->mig_active = true;
 	vc->mig_req = req;
 	event_add(vc->mig_tick_ev, &tv);
 }
@@ -585,12 +707,31 @@ static void cmd_cancel(struct ctl_req *req, const struct json_field *f, size_t n
 	struct vmctl *vc = arg;
 
 	(void)f, (void)n;
-	if (!vc->mig) {
+	if (!vc->mig_active) {
 		control_reply_error(req, "no migration is running");
+		return;
+	}
+	if (mig_fenced(vc->mig)) {
+		control_reply_error(req, "too late to abort: the switch-over has begun and the "
+					 "guest may run on the destination");
 		return;
 	}
 	mig_cancel(vc->mig);
 	control_reply(req, "{\"ok\":true,\"state\":\"cancelling\"}");
+}
+
+static void cmd_switch_postcopy(struct ctl_req *req, const struct json_field *f, size_t n,
+				void *arg)
+{
+	struct vmctl *vc = arg;
+
+	(void)f, (void)n;
+	if (!vc->mig_active) {
+		control_reply_error(req, "no migration is running");
+		return;
+	}
+	mig_switch_to_postcopy(vc->mig);
+	control_reply(req, "{\"ok\":true,\"state\":\"switching to post-copy after this round\"}");
 }
 
 bool vmctl_migrated(struct vmctl *vc, struct mig_stats *s, const char **to)
@@ -610,6 +751,10 @@ int vmctl_attach(struct vmctl *vc, struct control *ctl)
 		err = control_add(ctl, "migrate", cmd_migrate, vc);
 	if (!err)
 		err = control_add(ctl, "migrate_cancel", cmd_cancel, vc);
+	if (!err)
+		err = control_add(ctl, "abort", cmd_cancel, vc);
+	if (!err)
+		err = control_add(ctl, "switch-postcopy", cmd_switch_postcopy, vc);
 
 	if (!err)
 		err = control_add(ctl, "verify", cmd_verify, vc);

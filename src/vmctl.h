@@ -49,6 +49,11 @@ void vmctl_status(struct vmctl *vc, struct json_out *j);
 bool vmctl_last_verdict(struct vmctl *vc, struct devwin_verdict *v);
 /* True once the VM has moved away; its report and destination come back. */
 bool vmctl_migrated(struct vmctl *vc, struct mig_stats *s, const char **to);
+/*
+ * Why stopping the VM now would lose or fork the guest (a migration runs,
+ * or the VM is fenced holding pages the destination needs), or NULL.
+ */
+const char *vmctl_unsafe_to_stop(struct vmctl *vc);
 /* Average work units per second since the first progress report. */
 double vmctl_units_avg(struct vmctl *vc);
 

@@ -91,7 +91,8 @@ static void test_proto_hdr_decode_fixed_wrong_len(void **state)
 		{ PROTO_HELLO, PROTO_HELLO_SIZE },  { PROTO_VMDESC, PROTO_VMDESC_SIZE },
 		{ PROTO_REFUSE, PROTO_ERROR_SIZE }, { PROTO_ERROR, PROTO_ERROR_SIZE },
 		{ PROTO_ROUND, PROTO_ROUND_SIZE },  { PROTO_STARTED, PROTO_STARTED_SIZE },
-		{ PROTO_AFTER, PROTO_AFTER_SIZE },  { PROTO_REQ, 8 },
+		{ PROTO_AFTER, PROTO_AFTER_SIZE },  { PROTO_REQ, PROTO_REQ_SIZE },
+		{ PROTO_READY, PROTO_READY_SIZE },  { PROTO_STATUS, PROTO_STATUS_SIZE },
 	};
 
 	for (size_t i = 0; i < ARRAY_SIZE(fixed); i++) {
@@ -171,7 +172,9 @@ static const struct proto_hello good_hello = {
 	.magic = PROTO_MAGIC,
 	.version = PROTO_VERSION,
 	.channel = PROTO_CH_URGENT,
-	.session = 0x0123456789abcdefULL,
+	.flags = PROTO_HELLO_RESUME,
+	.secret = { 0x01, 0x23, 0x45, 0x67, 0x89, 0xab, 0xcd, 0xef, 0xfe, 0xdc, 0xba, 0x98, 0x76,
+		    0x54, 0x32, 0x10 },
 };
 
 static int hello_decode(const struct proto_hello *in, struct proto_hello *out, const char **why)
@@ -191,7 +194,8 @@ static void test_proto_hello_decode_round_trip(void **state)
 	assert_int_equal(hello_decode(&in, &out, &why), 0);
 	assert_memory_equal(&in, &out, sizeof(in));
 	in.channel = PROTO_CH_BULK;
-	in.session = 0;
+	in.flags = 0;
+	memset(in.secret, 0, sizeof(in.secret));
 	assert_int_equal(hello_decode(&in, &out, &why), 0);
 	assert_memory_equal(&in, &out, sizeof(in));
 }
@@ -375,9 +379,9 @@ static void test_proto_error_decode_round_trip(void **state)
 	assert_int_equal(out.code, ENOSPC);
 	assert_string_equal(out.msg, "not enough memory on the destination: 64 MiB");
 
-	proto_error_encode(buf, 0, "");
+	proto_error_encode(buf, PROTO_ERRNO_MAX, "");
 	assert_int_equal(proto_error_decode(buf, sizeof(buf), &out, &why), 0);
-	assert_int_equal(out.code, 0);
+	assert_int_equal(out.code, PROTO_ERRNO_MAX);
 	assert_string_equal(out.msg, "");
 	assert_null(why);
 }
@@ -439,6 +443,91 @@ static void test_proto_error_decode_sanitizes(void **state)
 }
 
 /* ---- round, started, after ---- */
+
+/* 0 and codes past the errno range once crashed the source (-(int)code became >= 0) */
+static void test_proto_error_decode_impossible_code(void **state)
+{
+	static const uint32_t codes[] = { 0, PROTO_ERRNO_MAX + 1, 0x7fffffff, 0x80000000,
+					  0xffffffff };
+	uint8_t buf[PROTO_ERROR_SIZE];
+	struct proto_error out;
+	const char *why;
+
+	for (size_t i = 0; i < ARRAY_SIZE(codes); i++) {
+		why = NULL;
+		proto_error_encode(buf, codes[i], "x");
+		assert_int_equal(proto_error_decode(buf, sizeof(buf), &out, &why), -EBADMSG);
+		assert_string_equal(why, "error frame with an impossible code");
+	}
+}
+
+static void test_proto_hello_decode_unknown_flags(void **state)
+{
+	struct proto_hello in = good_hello, out;
+	const char *why;
+
+	in.flags = 0x2;
+	assert_int_equal(hello_decode(&in, &out, &why), -EBADMSG);
+	assert_string_equal(why, "unknown hello flags");
+}
+
+static void test_proto_ready_decode_round_trip(void **state)
+{
+	struct proto_ready in = { .restore_ns = 123456789 }, out;
+	uint8_t buf[PROTO_READY_SIZE];
+	const char *why = NULL;
+
+	proto_ready_encode(buf, &in);
+	assert_int_equal(proto_ready_decode(buf, sizeof(buf), &out, &why), 0);
+	assert_int_equal(out.restore_ns, in.restore_ns);
+	assert_int_equal(proto_ready_decode(buf, sizeof(buf) - 1, &out, &why), -EBADMSG);
+}
+
+static void test_proto_status_decode_round_trip(void **state)
+{
+	struct proto_status in = { .phase = PROTO_DST_WAIT_GO, .missing = 77 }, out;
+	uint8_t buf[PROTO_STATUS_SIZE];
+	const char *why = NULL;
+
+	proto_status_encode(buf, &in);
+	assert_int_equal(proto_status_decode(buf, sizeof(buf), &out, &why), 0);
+	assert_int_equal(out.phase, in.phase);
+	assert_int_equal(out.missing, in.missing);
+}
+
+static void test_proto_status_decode_unknown_phase(void **state)
+{
+	struct proto_status in = { .phase = PROTO_DST_RUNNING + 1 }, out;
+	uint8_t buf[PROTO_STATUS_SIZE];
+	const char *why = NULL;
+
+	proto_status_encode(buf, &in);
+	assert_int_equal(proto_status_decode(buf, sizeof(buf), &out, &why), -EBADMSG);
+	assert_string_equal(why, "status frame with an unknown phase");
+	in.phase = 0;
+	proto_status_encode(buf, &in);
+	assert_int_equal(proto_status_decode(buf, sizeof(buf), &out, &why), -EBADMSG);
+}
+
+static void test_proto_req_decode_range(void **state)
+{
+	uint8_t buf[PROTO_REQ_SIZE];
+	const char *why = NULL;
+	uint64_t gfn = 0;
+
+	proto_req_encode(buf, 99);
+	assert_int_equal(proto_req_decode(buf, sizeof(buf), 100, &gfn, &why), 0);
+	assert_int_equal(gfn, 99);
+	assert_int_equal(proto_req_decode(buf, sizeof(buf), 99, &gfn, &why), -EBADMSG);
+	assert_string_equal(why, "page request outside guest RAM");
+	assert_int_equal(proto_req_decode(buf, sizeof(buf) - 1, 100, &gfn, &why), -EBADMSG);
+}
+
+static void test_proto_hdr_decode_go_with_len(void **state)
+{
+	assert_hdr_bad(PROTO_GO, 0, 1, "frame length does not match its type");
+	assert_hdr_ok(PROTO_GO, 0, 0);
+}
 
 static void test_proto_round_decode_round_trip(void **state)
 {
@@ -752,6 +841,13 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_proto_hdr_encode_layout),
+		cmocka_unit_test(test_proto_error_decode_impossible_code),
+		cmocka_unit_test(test_proto_hello_decode_unknown_flags),
+		cmocka_unit_test(test_proto_ready_decode_round_trip),
+		cmocka_unit_test(test_proto_status_decode_round_trip),
+		cmocka_unit_test(test_proto_status_decode_unknown_phase),
+		cmocka_unit_test(test_proto_req_decode_range),
+		cmocka_unit_test(test_proto_hdr_decode_go_with_len),
 		cmocka_unit_test(test_proto_hdr_decode_round_trip),
 		cmocka_unit_test(test_proto_hdr_decode_type_zero),
 		cmocka_unit_test(test_proto_hdr_decode_type_too_big),

@@ -19,7 +19,7 @@ for cap in none 10gbit; do
 	if [ $cap = none ]; then bash tools/testnet.sh up $NET >/dev/null; else bash tools/testnet.sh up $NET --rate $cap >/dev/null; fi
 	BA=$(bash tools/testnet.sh addr $NET b)
 	for mode in precopy postcopy; do
-		ip netns exec $NET-b "$B" incoming --listen "$BA:7600" --control "$T/d" >/dev/null 2>&1 &
+		ip netns exec $NET-b "$B" incoming ${BENCH_TLS_DST:---insecure} --listen "$BA:7600" --control "$T/d" >/dev/null 2>&1 &
 		PIDS="$PIDS $!"
 		ip netns exec $NET-a "$B" run --mem 4G --guest dirtier:wss=2G,fill=1 --control "$T/s" >/dev/null 2>&1 &
 		PIDS="$PIDS $!"
@@ -30,7 +30,7 @@ for cap in none 10gbit; do
 			sleep 0.5
 			i=$((i + 1))
 		done
-		ip netns exec $NET-a timeout 120 "$B" migrate --mode $mode --control "$T/s" --to "$BA:7600" --json | tail -1 | python3 -c "
+		ip netns exec $NET-a timeout 120 "$B" migrate ${BENCH_TLS_SRC:---insecure} --mode $mode --control "$T/s" --to "$BA:7600" --json | tail -1 | python3 -c "
 import json,sys; d=json.load(sys.stdin); t=d['total_ms']/1e3
 print('2 GiB, link %s, %s: %.2f s, %.0f MiB on the wire, %.2f Gbit/s, downtime %.2f ms' % ('$cap', '$mode', t, d['bytes_wire']/2**20, d['bytes_wire']*8/t/1e9, d['downtime_ms']))"
 		sleep 1.5

@@ -410,7 +410,7 @@ run_one() {
 	load1=$(cut -d' ' -f1 /proc/loadavg)
 	[ "$others" -gt 0 ] && echo "bench-mig: warning: $others other hybridmig process(es) running (load $load1)" >&2
 
-	ip netns exec "$NET-b" "$HM" incoming --listen "$B:$PORT" --control "$R/d.sock" --json \
+	ip netns exec "$NET-b" "$HM" incoming ${BENCH_TLS_DST:---insecure} --listen "$B:$PORT" --control "$R/d.sock" --json \
 		>"$R/d.out" 2>"$R/d.err" &
 	dpid=$!
 	ip netns exec "$NET-a" "$HM" run --mem "$mem" --guest "$guest" --control "$R/s.sock" \
@@ -438,7 +438,7 @@ run_one() {
 
 	cmd="ip netns exec $NET-a $HM migrate --control $R/s.sock --to $B:$PORT --downtime-limit $DOWNTIME --timeout $TIMEOUT --json"
 	# outer bound: pre-copy timeout + stop-and-copy of everything at a slow rate
-	ip netns exec "$NET-a" timeout -k 5 $((TIMEOUT + 90)) "$HM" migrate --control "$R/s.sock" \
+	ip netns exec "$NET-a" timeout -k 5 $((TIMEOUT + 90)) "$HM" migrate ${BENCH_TLS_SRC:---insecure} --control "$R/s.sock" \
 		--to "$B:$PORT" --downtime-limit "$DOWNTIME" --timeout "$TIMEOUT" --json \
 		>"$R/m.out" 2>"$R/m.err"
 	rc=$?

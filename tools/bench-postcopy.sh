@@ -650,7 +650,7 @@ run_one() {
 	load1=$(cut -d' ' -f1 /proc/loadavg)
 	[ "$others" -gt 0 ] && echo "bench-postcopy: warning: $others other hybridmig process(es) running (load $load1)" >&2
 
-	ip netns exec "$NET-b" "$HM" incoming --listen "$B:$PORT" --control "$R/d.sock" --json \
+	ip netns exec "$NET-b" "$HM" incoming ${BENCH_TLS_DST:---insecure} --listen "$B:$PORT" --control "$R/d.sock" --json \
 		>"$R/d.out" 2>"$R/d.err" &
 	dpid=$!
 	ip netns exec "$NET-a" "$HM" run --mem "$mem" --guest "$guest" --control "$R/s.sock" \
@@ -688,7 +688,7 @@ run_one() {
 	mig_t0=$(date +%s%N)
 	cmd="ip netns exec $NET-a $HM migrate --control $R/s.sock --to $to --mode $mode --timeout $tmo --json"
 	# outer bound: the migration's own timeout + pushing a 4 GiB guest at a slow rate
-	ip netns exec "$NET-a" timeout -k 5 $((tmo + 120)) "$HM" migrate --control "$R/s.sock" \
+	ip netns exec "$NET-a" timeout -k 5 $((tmo + 120)) "$HM" migrate ${BENCH_TLS_SRC:---insecure} --control "$R/s.sock" \
 		--to "$to" --mode "$mode" --timeout "$tmo" --json >"$R/m.out" 2>"$R/m.err"
 	rc=$?
 	: >"$R/dpoll.stop"

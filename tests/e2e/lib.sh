@@ -11,7 +11,7 @@ failed=0
 cleanup() {
 	for p in $PIDS; do kill -9 "$p" 2>/dev/null; done
 	wait 2>/dev/null
-	rm -rf "$T"
+	[ -n "$KEEP_T" ] || rm -rf "$T"
 }
 trap cleanup EXIT INT TERM
 
@@ -40,6 +40,11 @@ check() {
 	d=$1
 	shift
 	if "$@"; then ok "$d"; else bad "$d"; fi
+}
+
+# not COMMAND...: succeeds when the command fails (for check)
+not() {
+	! "$@"
 }
 
 # start_bg NAME ARGS...: run hybridmig in the background, output in $T/NAME.{out,err}
@@ -96,6 +101,20 @@ bg_in() {
 	PIDS="$PIDS $!"
 	eval "PID_$_bg=$!"
 }
+
+# TLS credentials for this script (tools/mkcerts.sh): a CA, a source and a
+# destination certificate; TLS_SRC / TLS_DST are the flags each side takes.
+# Every migration in the tests runs over TLS unless a test is about plain TCP.
+make_pki() {
+	if ! sh tools/mkcerts.sh --loopback "$T/pki" src dst >"$T/pki.log" 2>&1; then
+		cat "$T/pki.log"
+		echo "FAIL: cannot make test certificates (tools/mkcerts.sh)"
+		exit 1
+	fi
+	TLS_SRC="--tls-dir $T/pki/src"
+	TLS_DST="--tls-dir $T/pki/dst"
+}
+make_pki
 
 finish() {
 	echo "$passed passed, $failed failed"

@@ -1,0 +1,41 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Inside the destination: helpers shared by dest.c (session, pre-copy,
+ * switch-over handshake) and dest_postcopy.c. Not for use outside them.
+ */
+#ifndef HM_DEST_PRIV_H
+#define HM_DEST_PRIV_H
+
+#include "src/dest.h"
+#include "src/proto.h"
+
+#define DEST_IO_TIMEOUT_MS	    15000
+#define DEST_POSTCOPY_IO_TIMEOUT_MS 15000
+/* longer than the source's default reconnect window (30 s) */
+#define DEST_RECONNECT_WAIT_MS 60000
+
+/* Record the first failure's reason; returns @err (or -EIO). */
+int dest_fail(struct dest *d, int err, const char *fmt, ...) __printf(3, 4);
+/* Read one bulk frame; the source's ERROR becomes -ECANCELED with its reason. */
+int dest_recv(struct dest *d, struct proto_hdr *h) __must_check;
+/*
+ * The link broke after READY: wait (bounded) for the source of this
+ * session to reconnect, tell it where we stand (STATUS) and, in
+ * post-copy, what we hold. 0 or -errno.
+ */
+int dest_reconnect(struct dest *d, int cause) __must_check;
+
+/* ---- dest_postcopy.c ---- */
+/* Add one PAGEMAP run to the pages we are owed. */
+int dest_postcopy_add_map(struct dest *d, size_t len) __must_check;
+/* Before READY: discard what we are owed, register RAM with userfaultfd, start serving. */
+int dest_postcopy_arm(struct dest *d) __must_check;
+/* After STARTED: take pushed pages until DONE and every page is here, then COMPLETE. */
+int dest_postcopy_run(struct dest *d) __must_check;
+/* On a resumed session: our map of held pages, ACCEPT, urgent thread, requests again. */
+int dest_postcopy_resume(struct dest *d) __must_check;
+void dest_postcopy_stop_urgent(struct dest *d);
+/* Free what post-copy built (idempotent). */
+void dest_postcopy_exit(struct dest *d);
+
+#endif

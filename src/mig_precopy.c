@@ -1,0 +1,146 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Pre-copy on the source: rounds of the pages dirtied while the previous
+ * round was sent, until what is left fits the downtime limit at the
+ * measured bandwidth (then stop-and-copy), or, in hybrid mode, until
+ * pre-copy stops paying (then post-copy).
+ */
+#define LOG_PREFIX "mig: "
+#include <errno.h>
+#include <string.h>
+#include "guest/abi.h"
+#include "src/log.h"
+#include "src/mig_priv.h"
+#include "src/vm.h"
+
+/* rounds shorter than this are too short to measure the bandwidth */
+#define MIN_MEASURE_NS (20 * NSEC_PER_MSEC)
+
+static int send_round_info(struct mig *m, uint64_t pages)
+{
+	struct proto_round r = { m->s.rounds, pages, (uint64_t)m->s.dirty_rate };
+	uint8_t buf[PROTO_ROUND_SIZE];
+	struct iovec v = { buf, sizeof(buf) };
+	int err;
+
+	proto_round_encode(buf, &r);
+	err = net_send(&m->link.bulk, PROTO_ROUND, 0, &v, 1);
+	return err ? mig_fail(m, err, "%s", link_strerror(err, "destination")) : 0;
+}
+
+/* Bytes on the wire per raw page byte so far (compression and zero pages). */
+static double wire_ratio(struct mig *m)
+{
+	return m->s.bytes_raw ? (double)m->s.bytes_wire / (double)m->s.bytes_raw : 1.0;
+}
+
+static uint64_t predict_ns(struct mig *m, uint64_t pages)
+{
+	/* what still sits in our socket buffer goes first */
+	double bytes =
+	    (double)pages * HM_PAGE_SIZE * wire_ratio(m) + (double)net_unacked(&m->link.bulk);
+
+	if (!pages)
+		return m->s.rtt_ns;
+	if (m->s.bandwidth <= 0)
+		return UINT64_MAX;
+	return (uint64_t)(bytes / m->s.bandwidth * 1e9) + m->s.rtt_ns;
+}
+
+/* One pre-copy round: send what is queued, then harvest what got dirty meanwhile. */
+static int round_once(struct mig *m)
+{
+	struct net_conn *c = &m->link.bulk;
+	uint64_t t0 = hm_now_ns();
+	/* what reached the peer, not what sits in our socket buffer */
+	uint64_t w0 = c->sent - net_unacked(c);
+	uint64_t w1;
+	uint64_t pages = bitmap_count(&m->todo);
+	int64_t dirtied;
+	int err;
+
+	err = mig_send_queued(m, true);
+	if (err)
+		return err;
+	dirtied = dirty_harvest(&m->dirty, &m->todo);
+	if (dirtied < 0)
+		return mig_fail(m, (int)dirtied, "KVM_GET_DIRTY_LOG failed: %s",
+				strerror((int)-dirtied));
+	w1 = c->sent - net_unacked(c);
+	pthread_mutex_lock(&m->lock);
+	/* short rounds say little about the link: keep the previous figure unless none */
+	if (w1 > w0 && (hm_now_ns() - t0 >= MIN_MEASURE_NS || m->s.bandwidth <= 0))
+		m->s.bandwidth = (double)(w1 - w0) * 1e9 / (double)(hm_now_ns() - t0);
+	m->s.dirty_rate = (double)dirtied * 1e9 / (double)(hm_now_ns() - t0);
+	if (m->s.rounds < MIG_MAX_ROUNDS) {
+		m->s.round_pages[m->s.rounds] = pages;
+		m->s.round_dirty_rate[m->s.rounds] = m->s.dirty_rate;
+	}
+	m->s.rounds++;
+	m->s.remaining = bitmap_count(&m->todo);
+	m->s.predicted_downtime_ns = predict_ns(m, m->s.remaining);
+	pthread_mutex_unlock(&m->lock);
+	return send_round_info(m, pages);
+}
+
+/*
+ * Hybrid: give pre-copy up for post-copy when it stops paying. Forced by
+ * --postcopy-after-rounds, else when a round shrank the rest by less than
+ * 10 %, or at the timeout. (The tunable policy of DESIGN.md replaces this
+ * rule in policy/.)
+ */
+static bool hybrid_switch(struct mig *m, uint64_t prev)
+{
+	if (m->p.postcopy_after_rounds)
+		return m->s.rounds >= m->p.postcopy_after_rounds;
+	if (m->p.timeout_ns && hm_now_ns() - m->s.start_ns > m->p.timeout_ns)
+		return true;
+	/* dirtying as fast as the link carries: pre-copy is projected never to converge */
+	if (m->s.bandwidth > 0 && m->s.dirty_rate * HM_PAGE_SIZE >= 0.9 * m->s.bandwidth)
+		return true;
+	return m->s.rounds >= 2 && m->s.remaining * 10 > prev * 9;
+}
+
+int mig_precopy_run(struct mig *m)
+{
+	uint64_t prev = UINT64_MAX;
+	int err;
+
+	if (m->p.mode == MIG_POSTCOPY)
+		return 1;
+	mig_set_phase(m, "precopy");
+	err = dirty_start(&m->dirty, m->vm);
+	if (err)
+		return mig_fail(m, err, "cannot start dirty logging: %s", strerror(-err));
+	bitmap_drain_into(&m->todo, &m->vm->dev_dirty);
+	err = mig_queue_resident(m);
+	if (err)
+		return mig_fail(m, err, "mincore failed: %s", strerror(-err));
+	m->s.remaining = bitmap_count(&m->todo);
+	for (;;) {
+		err = round_once(m);
+		if (err)
+			return err;
+		/* the operator asked for post-copy now */
+		if (__atomic_load_n(&m->postcopy_now, __ATOMIC_ACQUIRE))
+			return 1;
+		/* a forced switch point wins over convergence */
+		if (m->p.mode == MIG_HYBRID && m->p.postcopy_after_rounds &&
+		    m->s.rounds >= m->p.postcopy_after_rounds)
+			return 1;
+		if (m->s.predicted_downtime_ns <= m->p.downtime_limit_ns)
+			return 0;
+		if (m->p.mode == MIG_HYBRID && hybrid_switch(m, prev))
+			return 1;
+		prev = m->s.remaining;
+		if (m->p.mode == MIG_PRECOPY && m->p.timeout_ns &&
+		    hm_now_ns() - m->s.start_ns > m->p.timeout_ns)
+			/* ETIME, not ETIMEDOUT: the link is fine, the guest is too busy */
+			return mig_fail(
+			    m, -ETIME,
+			    "pre-copy did not converge within %llu s (dirty rate %.0f pages/s, "
+			    "bandwidth %.1f MB/s); the VM keeps running here",
+			    (unsigned long long)(m->p.timeout_ns / NSEC_PER_SEC), m->s.dirty_rate,
+			    m->s.bandwidth / 1e6);
+	}
+}

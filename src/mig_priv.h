@@ -1,0 +1,106 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Inside the source side of a migration: the session object shared by its
+ * phase files — mig.c (the session thread, rollback, the public API),
+ * mig_precopy.c (rounds), mig_switch.c (stop-and-copy and the switch-over
+ * handshake, recovery of a fenced source), mig_postcopy.c (the urgent
+ * channel and the pusher) and mig_report.c. Not for use outside them.
+ *
+ * Threads: the session thread runs every phase; in post-copy the urgent
+ * thread answers requests. m->lock guards m->s; m->cancel, m->cursor and
+ * m->ustop are atomics; everything else belongs to the session thread.
+ */
+#ifndef HM_MIG_PRIV_H
+#define HM_MIG_PRIV_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include "src/bitmap.h"
+#include "src/compress.h"
+#include "src/dirty.h"
+#include "src/link.h"
+#include "src/mig.h"
+#include "src/proto.h"
+
+struct tls_ctx;
+
+struct mig {
+	struct vm *vm;
+	struct mig_params p;
+	mig_done_fn done;
+	void *done_arg;
+	pthread_t thread;
+	bool thread_started;
+	pthread_mutex_t lock; /* guards s */
+	struct mig_stats s;
+	bool cancel;	     /* atomic: the operator asked to give up */
+	bool postcopy_now;   /* atomic: the operator asked to switch to post-copy */
+	struct link link;    /* bulk and urgent connections */
+	struct tls_ctx *tls; /* owned; NULL with --insecure */
+	struct dirty dirty;
+	bool fenced;	 /* GO may have reached the destination: never resume here */
+	bool peer_error; /* the destination said it failed (ERROR/REFUSE) */
+	/* post-copy */
+	struct bitmap sent; /* pages sent after the switch, by either path */
+	struct bitmap owed; /* every page the destination was owed at the switch */
+	uint64_t cursor;    /* pusher position, moved by requests (atomic) */
+	pthread_t uthread;
+	bool ustarted;
+	bool ustop;		   /* atomic: tells the urgent thread to end */
+	unsigned int push_windows; /* unpaced windows measured by the pusher */
+	uint8_t uhead[PROTO_PAGES_HDR + 8];
+	uint8_t urx[64];
+	struct bitmap todo; /* pages to send */
+	struct compress lz;
+	uint8_t head[PROTO_PAGES_HDR + 8 * PROTO_BATCH_MAX];
+	uint8_t raw[PROTO_BATCH_MAX * PROTO_PAGE_SIZE];
+	uint8_t lzbuf[PROTO_BATCH_MAX * PROTO_PAGE_SIZE];
+	uint8_t rx[PROTO_FRAME_MAX];
+	char why[256];
+};
+
+#define MIG_IO_TIMEOUT_MS     10000
+#define MIG_CHECKS_TIMEOUT_MS 30000
+/* post-copy: the destination may wait this long for faults to drain */
+#define MIG_POSTCOPY_TIMEOUT_MS 15000
+
+/* ---- mig.c: shared helpers ---- */
+void mig_set_phase(struct mig *m, const char *phase);
+/* Record the first failure's reason; returns @err (or -EIO for 0). */
+int mig_fail(struct mig *m, int err, const char *fmt, ...) __printf(3, 4);
+/* Read one frame of @type (0: any) on the bulk channel; ERROR/REFUSE become failures. */
+int mig_expect(struct mig *m, uint32_t type, struct proto_hdr *h) __must_check;
+/* Queue every page the host has backed into m->todo. */
+int mig_queue_resident(struct mig *m) __must_check;
+/* Send one batch of @n pages on the bulk channel (zero pages as flags, lz4 when it pays). */
+int mig_send_batch(struct mig *m, uint64_t *gfns, uint32_t n) __must_check;
+/* Send every page queued in m->todo, clearing it; @can_cancel checks m->cancel. */
+int mig_send_queued(struct mig *m, bool can_cancel) __must_check;
+
+/* ---- mig_precopy.c ---- */
+/* Pre-copy rounds. Returns 0 to stop-and-copy, 1 to switch to post-copy, or -errno. */
+int mig_precopy_run(struct mig *m) __must_check;
+
+/* ---- mig_switch.c ---- */
+/* Pause, send what is left and the state, and hand the guest over (pre-copy). */
+int mig_switch_stop_and_copy(struct mig *m) __must_check;
+/* Pause, send the page map and the state, and hand the guest over (post-copy). */
+int mig_switch_postcopy(struct mig *m) __must_check;
+/*
+ * The link broke while fenced: reconnect (within p.reconnect_ns), learn
+ * where the destination stands and finish the handshake if it waits for
+ * GO. In post-copy, also re-read what it holds and queue what it lacks.
+ */
+int mig_switch_recover(struct mig *m, int cause) __must_check;
+
+/* ---- mig_postcopy.c ---- */
+/* Start the urgent thread (answers requests from the destination). */
+int mig_postcopy_serve(struct mig *m) __must_check;
+void mig_postcopy_stop_serving(struct mig *m);
+/* Push every page still owed, then DONE and wait for COMPLETE; recovers broken links. */
+int mig_postcopy_run(struct mig *m) __must_check;
+/* Read the destination's map of the pages it holds (up to ACCEPT) and requeue the rest. */
+int mig_postcopy_requeue(struct mig *m) __must_check;
+
+#endif

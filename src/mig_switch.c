@@ -1,0 +1,286 @@
+// SPDX-License-Identifier: MIT
+/*
+ * The switch-over on the source, in both modes, as a handshake in which
+ * exactly one side may run the guest (docs/switchover.md):
+ *
+ *   pause; send what is left (pre-copy) or the page map (post-copy);
+ *   send VMSTATE, SWITCH           -- a failure here resumes the VM here
+ *   read READY                     -- the destination loaded it and waits
+ *   fence                          -- from here the VM never resumes here
+ *   send GO, read STARTED          -- the destination runs it
+ *
+ * A broken link after the fence is not a failure of the migration: both
+ * sides wait, the source reconnects (mig_switch_recover) and asks the
+ * destination where it stands — still waiting for GO, or running.
+ */
+#define LOG_PREFIX "mig: "
+#include <errno.h>
+#include <poll.h>
+#include <string.h>
+#include "guest/abi.h"
+#include "src/inject.h"
+#include "src/log.h"
+#include "src/mig_priv.h"
+#include "src/vm.h"
+#include "src/vmstate.h"
+
+static int send_state(struct mig *m, uint32_t switch_flags)
+{
+	struct vmstate_devices dev = { 0 };
+	struct vmstate_buf b;
+	struct iovec v;
+	int err;
+
+	vmstate_init(&b, m->rx, sizeof(m->rx));
+	err = vm_arch_save(m->vm, &b, m->why, sizeof(m->why));
+	if (err)
+		return err;
+	if (m->vm->has_io) {
+		dev.io_seq = m->vm->io.seq;
+		dev.io_rate = m->vm->io.rate;
+	}
+	for (unsigned int i = 0; i < m->vm->nr_vcpus && i < ARRAY_SIZE(dev.units); i++)
+		dev.units[i] = m->vm->dw.cpu[i].units;
+	vmstate_put(&b, VS_DEVICES, VMSTATE_VM_CPU, &dev, sizeof(dev));
+	vmstate_put(&b, VS_END, VMSTATE_VM_CPU, NULL, 0);
+	if (b.overflow)
+		return mig_fail(m, -E2BIG, "VM state does not fit one frame");
+	v = (struct iovec){ b.buf, b.len };
+	err = net_send(&m->link.bulk, PROTO_VMSTATE, 0, &v, 1);
+	if (!err)
+		err = net_send(&m->link.bulk, PROTO_SWITCH, switch_flags, NULL, 0);
+	return err ? mig_fail(m, err, "%s", link_strerror(err, "destination")) : 0;
+}
+
+/* Longest time any vCPU had gone without a progress report when we paused. */
+static uint64_t report_age(struct mig *m, uint64_t at)
+{
+	uint64_t age = 0;
+
+	pthread_mutex_lock(&m->vm->dw.lock);
+	for (unsigned int i = 0; i < m->vm->nr_vcpus; i++)
+		if (m->vm->dw.cpu[i].last_report_ns && at > m->vm->dw.cpu[i].last_report_ns)
+			age = max_t(uint64_t, age, at - m->vm->dw.cpu[i].last_report_ns);
+	pthread_mutex_unlock(&m->vm->dw.lock);
+	return age;
+}
+
+/* From here the destination may run the guest: this copy must never run again. */
+static int fence(struct mig *m)
+{
+	int err = vm_fence(m->vm);
+
+	if (err)
+		return mig_fail(m, err, "cannot fence the VM: %s", strerror(-err));
+	m->fenced = true;
+	pthread_mutex_lock(&m->lock);
+	m->s.fenced = true;
+	pthread_mutex_unlock(&m->lock);
+	return 0;
+}
+
+/* GO, then the destination's STARTED; @t_pause 0 skips the accounting (recovery). */
+static int go(struct mig *m, uint64_t t_pause, uint64_t age)
+{
+	struct proto_started st;
+	const char *why = "";
+	struct proto_hdr h;
+	int err = net_send(&m->link.bulk, PROTO_GO, 0, NULL, 0);
+
+	if (err)
+		return mig_fail(m, err, "%s", link_strerror(err, "destination"));
+	err = mig_expect(m, PROTO_STARTED, &h);
+	if (err)
+		return err;
+	if (proto_started_decode(m->rx, h.len, &st, &why))
+		return mig_fail(m, -EPROTO, "destination: %s", why);
+	if (!t_pause)
+		return 0;
+	pthread_mutex_lock(&m->lock);
+	m->s.src_pause_ns = hm_now_ns() - t_pause;
+	m->s.dst_switch_ns = st.switch_to_run_ns;
+	m->s.downtime_ns = m->s.src_pause_ns > m->s.rtt_ns / 2 ? m->s.src_pause_ns - m->s.rtt_ns / 2
+							       : m->s.src_pause_ns;
+	m->s.guest_gap_ns = age + m->s.downtime_ns;
+	m->s.remaining = m->s.postcopy ? m->s.remaining : 0;
+	pthread_mutex_unlock(&m->lock);
+	return 0;
+}
+
+/* Pre-copy: tell the destination we know it runs the guest; we owe it nothing more. */
+static int release(struct mig *m)
+{
+	int err = net_send(&m->link.bulk, PROTO_DONE, 0, NULL, 0);
+
+	if (err)
+		hm_warn("the destination runs the guest; our last notice did not reach it (%s)",
+			link_strerror(err, "destination"));
+	return 0;
+}
+
+/* State, SWITCH, READY, fence, GO, STARTED. */
+static int handover(struct mig *m, uint32_t flags, uint64_t t_pause, uint64_t age)
+{
+	struct proto_ready r;
+	const char *why = "";
+	struct proto_hdr h;
+	int err = send_state(m, flags);
+
+	if (!err && (flags & PROTO_SWITCH_POSTCOPY))
+		err = mig_postcopy_serve(m); /* its VMM threads may fault before the vCPUs run */
+	if (!err)
+		err = mig_expect(m, PROTO_READY, &h);
+	if (!err && proto_ready_decode(m->rx, h.len, &r, &why))
+		err = mig_fail(m, -EPROTO, "destination: %s", why);
+	if (!err)
+		err = fence(m);
+	if (err)
+		return err; /* not fenced: the destination never runs it */
+	mig_set_phase(m, "switch-over");
+	inject_at("src-fenced");
+	err = go(m, t_pause, age);
+	if (err && link_error_transient(err) && !m->peer_error && m->p.reconnect_ns)
+		return mig_switch_recover(m, err);
+	if (err)
+		return err;
+	return m->s.postcopy ? 0 : release(m);
+}
+
+int mig_switch_stop_and_copy(struct mig *m)
+{
+	uint64_t t_pause;
+	uint64_t age;
+	int64_t dirtied;
+	int err;
+
+	mig_set_phase(m, "stop-and-copy");
+	t_pause = hm_now_ns();
+	err = vm_pause(m->vm);
+	if (err)
+		return mig_fail(m, err, "the VM stopped during migration");
+	age = report_age(m, t_pause);
+	dirtied = dirty_harvest(&m->dirty, &m->todo);
+	if (dirtied < 0)
+		return mig_fail(m, (int)dirtied, "KVM_GET_DIRTY_LOG failed");
+	err = mig_send_queued(m, false);
+	return err ? err : handover(m, 0, t_pause, age);
+}
+
+int mig_switch_postcopy(struct mig *m)
+{
+	uint64_t t_pause = hm_now_ns();
+	uint64_t age;
+	int64_t d;
+	int err;
+
+	mig_set_phase(m, "switch-over");
+	if (!m->dirty.enabled) {
+		/*
+		 * Scan what is resident while the guest still runs, with dirty
+		 * logging on to catch pages touched after the scan: mincore of
+		 * 4 GiB with the VM paused cost 2-6 ms of downtime.
+		 */
+		err = dirty_start_collect(&m->dirty, m->vm);
+		bitmap_drain_into(&m->todo, &m->vm->dev_dirty);
+		if (!err)
+			err = mig_queue_resident(m);
+		if (err)
+			return mig_fail(m, err, "cannot collect the pages to send: %s",
+					strerror(-err));
+		t_pause = hm_now_ns();
+	}
+	err = vm_pause(m->vm);
+	if (err)
+		return mig_fail(m, err, "the VM stopped during migration");
+	age = report_age(m, t_pause);
+	d = dirty_harvest(&m->dirty, &m->todo);
+	if (d < 0)
+		return mig_fail(m, (int)d, "cannot collect the pages to send: %s",
+				strerror((int)-d));
+	/* dirty_stop (a memslot update, ~4 ms on 4 GiB) waits until the guest runs there */
+	m->s.remaining = bitmap_count(&m->todo);
+	/* what the destination is owed, kept to resume after a broken link */
+	bitmap_copy(&m->owed, &m->todo);
+	err = net_send_pagemap(&m->link.bulk, &m->todo);
+	if (err)
+		return mig_fail(m, err, "%s", link_strerror(err, "destination"));
+	pthread_mutex_lock(&m->lock);
+	m->s.postcopy = true;
+	pthread_mutex_unlock(&m->lock);
+	return handover(m, PROTO_SWITCH_POSTCOPY, t_pause, age);
+}
+
+/* One reconnection: where does the destination stand, and finish what it lacks. */
+static int resume_once(struct mig *m)
+{
+	struct proto_status st;
+	const char *why = "";
+	struct proto_hdr h;
+	char reason[256];
+	int err;
+
+	err = link_connect(&m->link, m->p.to, true, reason, sizeof(reason));
+	if (err)
+		return mig_fail(m, err, "%s", reason);
+	m->link.bulk.timeout_ms = MIG_IO_TIMEOUT_MS;
+	m->link.bulk.rate = m->p.bandwidth;
+	m->link.urgent.timeout_ms = MIG_IO_TIMEOUT_MS;
+	err = mig_expect(m, PROTO_STATUS, &h);
+	if (!err && proto_status_decode(m->rx, h.len, &st, &why))
+		err = mig_fail(m, -EPROTO, "destination: %s", why);
+	if (!err && st.phase == PROTO_DST_RECEIVING)
+		err = mig_fail(m, -EPROTO, "the destination no longer holds the VM's state");
+	if (!err && st.phase == PROTO_DST_WAIT_GO) {
+		hm_warn("the destination still waits for GO: sending it");
+		err = go(m, 0, 0);
+	}
+	if (!err && !m->s.postcopy)
+		return release(m);
+	if (!err)
+		err = mig_postcopy_requeue(m);
+	if (!err)
+		err = mig_postcopy_serve(m);
+	if (err)
+		link_close(&m->link);
+	return err;
+}
+
+int mig_switch_recover(struct mig *m, int cause)
+{
+	uint64_t deadline = hm_now_ns() + m->p.reconnect_ns;
+	int err = cause;
+
+	mig_postcopy_stop_serving(m);
+	link_close(&m->link);
+	mig_set_phase(m, "reconnecting");
+	/* at least one attempt: migrate --resume comes here with any window */
+	for (int attempt = 1; attempt == 1 || hm_now_ns() < deadline; attempt++) {
+		hm_warn("link to %s lost after the switch-over (%s); the VM is fenced here and "
+			"waits; reconnecting (attempt %d, %.0f s left)",
+			m->p.to, m->why[0] ? m->why : link_strerror(err, "destination"), attempt,
+			hm_now_ns() < deadline ? (double)(deadline - hm_now_ns()) / 1e9 : 0.0);
+		m->why[0] = 0;
+		m->peer_error = false;
+		err = resume_once(m);
+		if (!err) {
+			hm_warn("reconnected to %s; %llu pages still owed", m->p.to,
+				(unsigned long long)bitmap_count(&m->todo));
+			pthread_mutex_lock(&m->lock);
+			m->s.reconnects++;
+			m->s.phase = m->s.postcopy ? "postcopy" : "done";
+			pthread_mutex_unlock(&m->lock);
+			return 0;
+		}
+		/* a definite answer from the destination: waiting longer changes nothing */
+		if (err == -EPROTO || err == -ENOENT || m->peer_error)
+			break;
+		poll(NULL, 0, 1000);
+	}
+	if (!link_error_transient(err))
+		return err; /* the destination's own answer is the reason */
+	m->why[0] = 0;
+	return mig_fail(
+	    m, err, "could not reach the destination %s after the switch-over within %llu s (%s)",
+	    m->p.to, (unsigned long long)(m->p.reconnect_ns / NSEC_PER_SEC),
+	    link_strerror(err, "destination"));
+}
