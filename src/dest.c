@@ -563,15 +563,11 @@ uint64_t dest_missing(struct dest *d)
 
 void dest_free(struct dest *d)
 {
+	char which[192];
 	uint64_t missing;
 
 	if (!d)
 		return;
-	missing = dest_missing(d);
-	if (missing)
-		hm_err("shutting down with %llu pages of the guest still on the source: the "
-		       "guest here cannot continue; the source keeps them (fenced)",
-		       (unsigned long long)missing);
 	/* a post-copy still receiving must not hold the exit up */
 	pthread_mutex_lock(&d->ulock);
 	if (d->link.bulk.fd >= 0)
@@ -581,6 +577,14 @@ void dest_free(struct dest *d)
 	pthread_mutex_unlock(&d->ulock);
 	if (d->thread_started)
 		pthread_join(d->thread, NULL);
+	missing = dest_missing(d);
+	if (missing) {
+		dest_postcopy_missing(d, which, sizeof(which));
+		hm_err("shutting down with %llu pages of the guest still on the source (guest "
+		       "page frames %s%s): the guest here cannot continue; the source keeps them "
+		       "(fenced)",
+		       (unsigned long long)missing, which, missing > 8 ? ", ..." : "");
+	}
 	dest_postcopy_exit(d);
 	bitmap_exit(&d->written);
 	link_close(&d->link);

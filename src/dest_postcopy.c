@@ -278,6 +278,36 @@ int dest_postcopy_run(struct dest *d)
 	return 0;
 }
 
+void dest_postcopy_missing(struct dest *d, char *buf, size_t len)
+{
+	size_t off = 0;
+	int runs = 0;
+
+	buf[0] = 0;
+	if (!d->postcopy)
+		return;
+	for (uint64_t g = bitmap_find_next(&d->needed, 0); g < d->needed.nbits && runs < 8;
+	     g = bitmap_find_next(&d->needed, g + 1)) {
+		uint64_t end = g;
+		int n;
+
+		if (bitmap_test(&d->fault.received, g))
+			continue;
+		while (end + 1 < d->needed.nbits && bitmap_test(&d->needed, end + 1) &&
+		       !bitmap_test(&d->fault.received, end + 1))
+			end++;
+		n = end > g ? snprintf(buf + off, len - off, "%s0x%llx-0x%llx", runs ? ", " : "",
+				       (unsigned long long)g, (unsigned long long)end)
+			    : snprintf(buf + off, len - off, "%s0x%llx", runs ? ", " : "",
+				       (unsigned long long)g);
+		if (n < 0 || (size_t)n >= len - off)
+			break;
+		off += (size_t)n;
+		runs++;
+		g = end;
+	}
+}
+
 void dest_postcopy_exit(struct dest *d)
 {
 	dest_postcopy_stop_urgent(d);

@@ -35,6 +35,8 @@ int dest_postcopy_run(struct dest *d) __must_check;
 /* On a resumed session: our map of held pages, ACCEPT, urgent thread, requests again. */
 int dest_postcopy_resume(struct dest *d) __must_check;
 void dest_postcopy_stop_urgent(struct dest *d);
+/* The first runs of pages still missing, as "0x10-0x1f, 0x40" (empty when none). */
+void dest_postcopy_missing(struct dest *d, char *buf, size_t len);
 /* Free what post-copy built (idempotent). */
 void dest_postcopy_exit(struct dest *d);
 

@@ -115,6 +115,10 @@ static int recv_hello(struct net_conn *c, struct proto_hello *hm, char *why, siz
 		snprintf(why, whylen, "bad hello: %s", r);
 		return -EPROTO;
 	}
+	if (err == -EACCES) { /* TLS: the peer refused our certificate after the handshake */
+		snprintf(why, whylen, "%s", r);
+		return err;
+	}
 	if (err)
 		return err;
 	if (h.type == PROTO_ERROR || h.type == PROTO_REFUSE) {

@@ -116,6 +116,9 @@ void mig_cancel(struct mig *m);
 void mig_free(struct mig *m);
 /* Append the report members (flat, plus a round array) to the open object @j. */
 void mig_report_json(const struct mig_stats *s, struct json_out *j);
+struct json_field;
+/* Rebuild the report from the JSON members mig_report_json wrote (flat, as parsed). */
+void mig_report_from_json(struct mig_stats *s, const struct json_field *f, size_t n);
 /* Human report. */
 void mig_report_text(const struct mig_stats *s, const char *to, FILE *f);
 const char *mig_mode_name(enum mig_mode m);

@@ -2,13 +2,132 @@
 /* The migration report: JSON members and the human text. */
 #include "src/mig.h"
 
+#include <errno.h>
+#include <stddef.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 #include "src/json.h"
 #include "src/log.h"
 
 static double ms(uint64_t ns)
 {
 	return (double)ns / 1e6;
+}
+
+/*
+ * The report's members, listed once: mig_report_json writes them and
+ * mig_report_from_json reads them back (the CLI gets the report as JSON
+ * over the control socket and prints it with mig_report_text). Members
+ * computed from others (total, compression ratio, predicted downtime,
+ * rounds) are written by hand below.
+ */
+enum field_kind {
+	F_U64,	/* uint64_t as is */
+	F_U32,	/* uint32_t as is */
+	F_DBL,	/* double as is */
+	F_MS,	/* uint64_t ns, shown in ms */
+	F_MBPS, /* double bytes/s, shown in Mbit/s */
+	F_BOOL, /* bool */
+};
+
+struct field {
+	const char *key;
+	size_t off;
+	enum field_kind kind;
+	int prec;      /* decimals for F_DBL/F_MS/F_MBPS */
+	bool postcopy; /* only present after a post-copy switch */
+};
+
+#define FIELD(k, m, kind, prec, pc)                                                                \
+	{                                                                                          \
+		k, offsetof(struct mig_stats, m), kind, prec, pc                                   \
+	}
+
+static const struct field fields[] = {
+	FIELD("bytes_wire", bytes_wire, F_U64, 0, false),
+	FIELD("bytes_raw", bytes_raw, F_U64, 0, false),
+	FIELD("pages_sent", pages_sent, F_U64, 0, false),
+	FIELD("zero_pages", zero_pages, F_U64, 0, false),
+	FIELD("remaining_pages", remaining, F_U64, 0, false),
+	FIELD("bandwidth_mbps", bandwidth, F_MBPS, 1, false),
+	FIELD("dirty_rate_pages_per_s", dirty_rate, F_DBL, 0, false),
+	FIELD("rtt_ms", rtt_ns, F_MS, 3, false),
+	FIELD("downtime_ms", downtime_ns, F_MS, 3, false),
+	FIELD("source_pause_ms", src_pause_ns, F_MS, 3, false),
+	FIELD("dest_switch_ms", dst_switch_ns, F_MS, 3, false),
+	FIELD("guest_pause_ms", guest_gap_ns, F_MS, 3, false),
+	FIELD("work_units_per_s_before", units_before, F_DBL, 0, false),
+	FIELD("work_units_per_s_during", units_during, F_DBL, 0, false),
+	FIELD("work_units_per_s_after", units_after, F_DBL, 0, false),
+	FIELD("postcopy", postcopy, F_BOOL, 0, false),
+	FIELD("pages_pushed", pages_pushed, F_U64, 0, true),
+	FIELD("pages_requested", pages_requested, F_U64, 0, true),
+	FIELD("duplicate_pages", dup_pages, F_U64, 0, true),
+	FIELD("remote_faults", remote_faults, F_U64, 0, true),
+	FIELD("local_zero_faults", local_zero, F_U64, 0, true),
+	FIELD("fault_latency_p50_us", lat_p50_us, F_U64, 0, true),
+	FIELD("fault_latency_p90_us", lat_p90_us, F_U64, 0, true),
+	FIELD("fault_latency_p99_us", lat_p99_us, F_U64, 0, true),
+	FIELD("fault_latency_max_us", lat_max_us, F_U64, 0, true),
+	FIELD("vcpu_blocked_ms", blocked_ns, F_MS, 3, true),
+	FIELD("last_page_ms", last_page_ns, F_MS, 3, true),
+	FIELD("work_units_per_s_postcopy", units_postcopy, F_DBL, 0, true),
+	FIELD("reconnects", reconnects, F_U32, 0, false),
+	FIELD("fenced", fenced, F_BOOL, 0, false),
+};
+
+static void put_field(const struct mig_stats *s, const struct field *f, struct json_out *j)
+{
+	const char *p = (const char *)s + f->off;
+
+	switch (f->kind) {
+	case F_U64:
+		json_u64(j, f->key, *(const uint64_t *)p);
+		break;
+	case F_U32:
+		json_u64(j, f->key, *(const uint32_t *)p);
+		break;
+	case F_DBL:
+		json_dbl(j, f->key, *(const double *)p, f->prec);
+		break;
+	case F_MS:
+		json_dbl(j, f->key, ms(*(const uint64_t *)p), f->prec);
+		break;
+	case F_MBPS:
+		json_dbl(j, f->key, *(const double *)p * 8 / 1e6, f->prec);
+		break;
+	case F_BOOL:
+		json_bool(j, f->key, *(const bool *)p);
+		break;
+	}
+}
+
+static void get_field(struct mig_stats *s, const struct field *f, const struct json_field *x)
+{
+	char *p = (char *)s + f->off;
+	double v = x->type == JSON_NUMBER ? x->num : 0;
+
+	switch (f->kind) {
+	case F_U64:
+		*(uint64_t *)p = v > 0 ? (uint64_t)v : 0;
+		break;
+	case F_U32:
+		*(uint32_t *)p = v > 0 && v < 4294967296.0 ? (uint32_t)v : 0;
+		break;
+	case F_DBL:
+		*(double *)p = v;
+		break;
+	case F_MS:
+		*(uint64_t *)p = v > 0 ? (uint64_t)(v * 1e6) : 0;
+		break;
+	case F_MBPS:
+		*(double *)p = v * 1e6 / 8;
+		break;
+	case F_BOOL:
+		*(bool *)p = x->type == JSON_BOOL && x->b;
+		break;
+	}
 }
 
 void mig_report_json(const struct mig_stats *s, struct json_out *j)
@@ -18,42 +137,13 @@ void mig_report_json(const struct mig_stats *s, struct json_out *j)
 	json_str(j, "phase", s->phase);
 	json_dbl(j, "total_ms", ms(end - s->start_ns), 1);
 	json_u64(j, "rounds", s->rounds);
-	json_u64(j, "bytes_wire", s->bytes_wire);
-	json_u64(j, "bytes_raw", s->bytes_raw);
-	json_u64(j, "pages_sent", s->pages_sent);
-	json_u64(j, "zero_pages", s->zero_pages);
-	json_u64(j, "remaining_pages", s->remaining);
 	json_dbl(j, "compression_ratio",
 		 s->bytes_wire ? (double)s->bytes_raw / (double)s->bytes_wire : 0, 2);
-	json_dbl(j, "bandwidth_mbps", s->bandwidth * 8 / 1e6, 1);
-	json_dbl(j, "dirty_rate_pages_per_s", s->dirty_rate, 0);
-	json_dbl(j, "rtt_ms", ms(s->rtt_ns), 3);
 	json_dbl(j, "predicted_downtime_ms",
 		 s->predicted_downtime_ns == UINT64_MAX ? -1 : ms(s->predicted_downtime_ns), 3);
-	json_dbl(j, "downtime_ms", ms(s->downtime_ns), 3);
-	json_dbl(j, "source_pause_ms", ms(s->src_pause_ns), 3);
-	json_dbl(j, "dest_switch_ms", ms(s->dst_switch_ns), 3);
-	json_dbl(j, "guest_pause_ms", ms(s->guest_gap_ns), 3);
-	json_dbl(j, "work_units_per_s_before", s->units_before, 0);
-	json_dbl(j, "work_units_per_s_during", s->units_during, 0);
-	json_dbl(j, "work_units_per_s_after", s->units_after, 0);
-	json_bool(j, "postcopy", s->postcopy);
-	if (s->postcopy) {
-		json_u64(j, "pages_pushed", s->pages_pushed);
-		json_u64(j, "pages_requested", s->pages_requested);
-		json_u64(j, "duplicate_pages", s->dup_pages);
-		json_u64(j, "remote_faults", s->remote_faults);
-		json_u64(j, "local_zero_faults", s->local_zero);
-		json_u64(j, "fault_latency_p50_us", s->lat_p50_us);
-		json_u64(j, "fault_latency_p90_us", s->lat_p90_us);
-		json_u64(j, "fault_latency_p99_us", s->lat_p99_us);
-		json_u64(j, "fault_latency_max_us", s->lat_max_us);
-		json_dbl(j, "vcpu_blocked_ms", ms(s->blocked_ns), 3);
-		json_dbl(j, "last_page_ms", ms(s->last_page_ns), 3);
-		json_dbl(j, "work_units_per_s_postcopy", s->units_postcopy, 0);
-	}
-	json_u64(j, "reconnects", s->reconnects);
-	json_bool(j, "fenced", s->fenced);
+	for (size_t i = 0; i < ARRAY_SIZE(fields); i++)
+		if (!fields[i].postcopy || s->postcopy)
+			put_field(s, &fields[i], j);
 	json_arr_begin(j, "round_pages");
 	for (uint32_t i = 0; i < s->rounds && i < MIG_MAX_ROUNDS; i++)
 		json_u64(j, NULL, s->round_pages[i]);
@@ -64,6 +154,52 @@ void mig_report_json(const struct mig_stats *s, struct json_out *j)
 	json_arr_end(j);
 	if (s->err)
 		json_str(j, "error", s->error);
+}
+
+/* A JSON array kept as its text by json_parse_flat: "1,2,3". */
+static void get_rounds(const struct json_field *x, uint32_t rounds, uint64_t *u, double *d)
+{
+	const char *p = x && x->type == JSON_ARRAY ? x->str : "";
+
+	for (uint32_t i = 0; i < rounds && i < MIG_MAX_ROUNDS && *p; i++) {
+		char *end;
+
+		if (u)
+			u[i] = strtoull(p, &end, 10);
+		else
+			d[i] = strtod(p, &end);
+		if (end == p)
+			break;
+		p = end + (*end == ',');
+	}
+}
+
+void mig_report_from_json(struct mig_stats *s, const struct json_field *f, size_t n)
+{
+	const struct json_field *x;
+
+	memset(s, 0, sizeof(*s));
+	s->phase = "";
+	x = json_find(f, n, "total_ms");
+	s->end_ns = x && x->type == JSON_NUMBER && x->num > 0 ? (uint64_t)(x->num * 1e6) : 0;
+	x = json_find(f, n, "rounds");
+	s->rounds =
+	    x && x->type == JSON_NUMBER && x->num > 0 && x->num < 1e9 ? (uint32_t)x->num : 0;
+	x = json_find(f, n, "predicted_downtime_ms");
+	s->predicted_downtime_ns =
+	    !x || x->type != JSON_NUMBER || x->num < 0 ? UINT64_MAX : (uint64_t)(x->num * 1e6);
+	for (size_t i = 0; i < ARRAY_SIZE(fields); i++) {
+		x = json_find(f, n, fields[i].key);
+		if (x)
+			get_field(s, &fields[i], x);
+	}
+	get_rounds(json_find(f, n, "round_pages"), s->rounds, s->round_pages, NULL);
+	get_rounds(json_find(f, n, "round_dirty_rate"), s->rounds, NULL, s->round_dirty_rate);
+	x = json_find(f, n, "error");
+	if (x && x->type == JSON_STRING) {
+		s->err = -EIO;
+		snprintf(s->error, sizeof(s->error), "%s", x->str);
+	}
 }
 
 void mig_report_text(const struct mig_stats *s, const char *to, FILE *f)

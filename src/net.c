@@ -110,17 +110,6 @@ int net_parse_sockaddr(const char *s, struct sockaddr_storage *ss, socklen_t *le
 	return inet_pton(AF_INET, host, &sa4->sin_addr) == 1 ? 0 : -EINVAL;
 }
 
-int net_parse_addr(const char *s, struct sockaddr_in *sa)
-{
-	struct sockaddr_storage ss;
-	socklen_t len;
-
-	if (net_parse_sockaddr(s, &ss, &len) || ss.ss_family != AF_INET)
-		return -EINVAL;
-	memcpy(sa, &ss, sizeof(*sa));
-	return 0;
-}
-
 static void tune(int fd)
 {
 	int one = 1;
@@ -433,14 +422,32 @@ int net_send(struct net_conn *c, uint32_t type, uint32_t flags, const struct iov
 	return err;
 }
 
-static int read_all_tls(struct net_conn *c, uint8_t *buf, size_t len, const char **why)
+/*
+ * How long the next wait may take: c->timeout_ms, cut to what is left of
+ * @deadline (ns, 0 = none). -ETIMEDOUT once the deadline has passed.
+ */
+static int wait_ms(struct net_conn *c, uint64_t deadline)
+{
+	uint64_t now;
+
+	if (!deadline)
+		return c->timeout_ms;
+	now = hm_now_ns();
+	if (now >= deadline)
+		return -ETIMEDOUT;
+	return (int)min_t(uint64_t, (uint64_t)c->timeout_ms, (deadline - now) / NSEC_PER_MSEC + 1);
+}
+
+static int read_all_tls(struct net_conn *c, uint8_t *buf, size_t len, uint64_t deadline,
+			const char **why)
 {
 	while (len) {
 		/* try first: the bytes may already sit decrypted or read ahead in OpenSSL */
 		ssize_t r = tls_recv(c->tls, buf, len);
 
 		if (r == -EAGAIN) {
-			int err = wait_fd(c->fd, tls_want(c->tls, false), c->timeout_ms);
+			int ms = wait_ms(c, deadline);
+			int err = ms < 0 ? ms : wait_fd(c->fd, tls_want(c->tls, false), ms);
 
 			if (err)
 				return err;
@@ -457,11 +464,12 @@ static int read_all_tls(struct net_conn *c, uint8_t *buf, size_t len, const char
 	return 0;
 }
 
-static int read_all_plain(struct net_conn *c, uint8_t *buf, size_t len)
+static int read_all_plain(struct net_conn *c, uint8_t *buf, size_t len, uint64_t deadline)
 {
 	while (len) {
 		ssize_t r;
-		int err = wait_fd(c->fd, POLLIN, c->timeout_ms);
+		int ms = wait_ms(c, deadline);
+		int err = ms < 0 ? ms : wait_fd(c->fd, POLLIN, ms);
 
 		if (err)
 			return err;
@@ -479,19 +487,30 @@ static int read_all_plain(struct net_conn *c, uint8_t *buf, size_t len)
 	return 0;
 }
 
-static int read_all(struct net_conn *c, uint8_t *buf, size_t len, const char **why)
+static int read_all(struct net_conn *c, uint8_t *buf, size_t len, uint64_t deadline,
+		    const char **why)
 {
-	return c->tls ? read_all_tls(c, buf, len, why) : read_all_plain(c, buf, len);
+	return c->tls ? read_all_tls(c, buf, len, deadline, why)
+		      : read_all_plain(c, buf, len, deadline);
 }
 
 int net_recv(struct net_conn *c, struct proto_hdr *h, uint8_t *buf, size_t cap, const char **why)
 {
 	uint8_t hdr[PROTO_HDR_SIZE];
+	uint64_t deadline;
 	int err;
 
 	if (c->fd < 0)
 		return -EPIPE;
-	err = read_all(c, hdr, sizeof(hdr), why);
+	/*
+	 * The wait for a frame may be long (c->timeout_ms between reads);
+	 * once it has begun, the whole frame must arrive within one
+	 * timeout: a peer dripping bytes cannot hold us read by read.
+	 */
+	err = read_all(c, hdr, 1, 0, why);
+	deadline = hm_now_ns() + (uint64_t)c->timeout_ms * NSEC_PER_MSEC;
+	if (!err)
+		err = read_all(c, hdr + 1, sizeof(hdr) - 1, deadline, why);
 	if (err)
 		return err;
 	err = proto_hdr_decode(hdr, h, why);
@@ -501,7 +520,7 @@ int net_recv(struct net_conn *c, struct proto_hdr *h, uint8_t *buf, size_t cap, 
 		*why = "frame larger than this side accepts";
 		return -EBADMSG;
 	}
-	return read_all(c, buf, (size_t)h->len, why);
+	return read_all(c, buf, (size_t)h->len, deadline, why);
 }
 
 void net_send_error(struct net_conn *c, int err, const char *msg)

@@ -58,11 +58,6 @@ struct net_conn {
  * zone ("[::1]:7000", "[fe80::1%eth0]:7000"). Returns 0 or -EINVAL.
  */
 int net_parse_sockaddr(const char *s, struct sockaddr_storage *ss, socklen_t *len) __must_check;
-/*
- * IPv4-only form, kept while src/main.c still validates --to with it; use
- * net_parse_sockaddr. -EINVAL for anything not IPv4 (IPv6 included).
- */
-int net_parse_addr(const char *s, struct sockaddr_in *sa) __must_check;
 /* Listening socket on @addr; returns the fd or -errno with a reason. */
 int net_listen(const char *addr, char *why, size_t whylen) __must_check;
 /* Wait up to @timeout_ms (-1 = forever) for a connection, also returning early

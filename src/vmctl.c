@@ -651,7 +651,7 @@ static void resume_migration(struct vmctl *vc, struct ctl_req *req, const struct
 		return;
 	}
 	if (to && *to->str)
-		snprintf(vc->mp.to, sizeof(vc->mp.to), "%s", to->str);
+		memcpy(vc->mp.to, to->str, strlen(to->str) + 1);
 	if (mig_resume(vc->mig, vc->mp.to)) {
 		control_reply_error(req, "cannot resume the migration");
 		return;

@@ -94,11 +94,11 @@ done
 
 # --- plain TCP is an explicit choice and works ------------------------------------
 PORT=$((PORT + 1))
-start_bg p_dst incoming --insecure --listen 127.0.0.1:$PORT --control "$T/p.d.sock"
+start_bg p_dst incoming --insecure --listen "[::1]:$PORT" --control "$T/p.d.sock"
 start_bg p_src run --mem 128M --guest dirtier:wss=16M,rate=5000 --control "$T/p.s.sock"
 wait_sock "$T/p.s.sock"
-"$HM" migrate --insecure --control "$T/p.s.sock" --to 127.0.0.1:$PORT >/dev/null 2>"$T/p.err"
-check "--insecure on both sides: migrates" [ $? -eq 0 ]
+"$HM" migrate --insecure --control "$T/p.s.sock" --to "[::1]:$PORT" >/dev/null 2>"$T/p.err"
+check "--insecure on both sides, over IPv6 [::1]: migrates" [ $? -eq 0 ]
 check "--insecure: the destination said it is plain TCP" grep -q "plain TCP" "$T/p_dst.err"
 wait_sock "$T/p.d.sock"
 "$HM" stop --control "$T/p.d.sock" >/dev/null

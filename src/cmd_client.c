@@ -1,0 +1,146 @@
+// SPDX-License-Identifier: MIT
+/* hybridmig status|verify|pause|resume|stop|abort|switch-postcopy: one request to a VM's control
+ * socket. */
+#define LOG_PREFIX ""
+#include <errno.h>
+#include <event2/event.h>
+#include <event2/thread.h>
+#include <getopt.h>
+#include <limits.h>
+#include <signal.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <strings.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <sys/sysinfo.h>
+#include <unistd.h>
+#include "src/control.h"
+#include "src/ctlclient.h"
+#include "src/guest.h"
+#include "src/json.h"
+#include "src/dest.h"
+#include "src/tls.h"
+#include "src/log.h"
+#include "src/mig.h"
+#include "src/net.h"
+#include "src/parse.h"
+#include "src/vcpu.h"
+#include "src/vm.h"
+#include "src/vmctl.h"
+#include "src/cmd.h"
+
+static void print_client_help(const char *cmd)
+{
+	printf("usage: hybridmig %s --control PATH [--json] [--timeout S] [--force]\n\n"
+	       "Sends '%s' to the VM serving the control socket PATH and prints the reply.\n\n"
+	       "  --control PATH    the running VM's control socket (required)\n"
+	       "  --json            print the reply as received: one JSON object\n"
+	       "  --timeout S       give up after S seconds (default 150)\n"
+	       "  --force           resume/stop even while a migration runs or the VM is\n"
+	       "                    fenced after a switch-over (the refusal says what is at\n"
+	       "                    stake: two running copies, or the only copy of pages)\n",
+	       cmd, cmd);
+}
+
+static void print_reply_human(const char *cmd, const struct json_field *f, int n)
+{
+	printf("%s:\n", cmd);
+	for (int i = 0; i < n; i++) {
+		if (!strcmp(f[i].key, "ok"))
+			continue;
+		if (f[i].type == JSON_STRING || f[i].type == JSON_NUMBER)
+			printf("  %-24s %s\n", f[i].key, f[i].str);
+		else if (f[i].type == JSON_ARRAY)
+			printf("  %-24s [%s]\n", f[i].key, f[i].str);
+		else if (f[i].type == JSON_BOOL)
+			printf("  %-24s %s\n", f[i].key, f[i].b ? "true" : "false");
+		else
+			printf("  %-24s -\n", f[i].key);
+	}
+}
+
+static int client_reply(const char *cmd, const char *reply, bool json)
+{
+	struct json_field f[48];
+	const struct json_field *ok;
+	const struct json_field *err;
+	const struct json_field *verdict;
+	const char *why = NULL;
+	int n = json_parse_flat(reply, strlen(reply), f, ARRAY_SIZE(f), &why);
+
+	if (n < 0) {
+		hm_err("malformed reply from the VM: %s", why ? why : "?");
+		return 1;
+	}
+	ok = json_find(f, (size_t)n, "ok");
+	err = json_find(f, (size_t)n, "error");
+	verdict = json_find(f, (size_t)n, "verify");
+	if (json)
+		printf("%s\n", reply);
+	if (!ok || ok->type != JSON_BOOL || !ok->b) {
+		if (!json)
+			hm_err("%s", err && err->type == JSON_STRING ? err->str : "request failed");
+		return 1;
+	}
+	if (!json)
+		print_reply_human(cmd, f, n);
+	if (!strcmp(cmd, "verify") && verdict && !strcmp(verdict->str, "bad"))
+		return EXIT_BADPAGES;
+	return 0;
+}
+
+int cmd_client(const char *cmd, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "control", required_argument, NULL, 's' }, { "json", no_argument, NULL, 'j' },
+		{ "timeout", required_argument, NULL, 't' }, { "force", no_argument, NULL, 'f' },
+		{ "help", no_argument, NULL, 'h' },	     { NULL, 0, NULL, 0 },
+	};
+	const char *path = NULL;
+	uint64_t timeout = 150;
+	bool force = false;
+	bool json = false;
+	char req[128];
+	char reply[8192];
+	char why[256];
+	int c;
+
+	while ((c = getopt_long(argc, argv, "+", opts, NULL)) != -1) {
+		switch (c) {
+		case 's':
+			path = optarg;
+			break;
+		case 'j':
+			json = true;
+			break;
+		case 'f':
+			force = true;
+			break;
+		case 't':
+			if (parse_count_range(optarg, 1, 86400, &timeout))
+				return cmd_usage_error(cmd, "bad --timeout '%s' (1 to 86400 s)",
+						       optarg);
+			break;
+		case 'h':
+			print_client_help(cmd);
+			return 0;
+		default:
+			return cmd_usage_error(cmd, "%s", "invalid option");
+		}
+	}
+	if (optind < argc)
+		return cmd_usage_error(cmd, "unexpected argument '%s'", argv[optind]);
+	if (!path)
+		return cmd_usage_error(cmd, "%s", "--control PATH is required");
+	snprintf(req, sizeof(req), "{\"cmd\":\"%s\"%s}", cmd, force ? ",\"force\":true" : "");
+	if (ctlclient_call(path, req, reply, sizeof(reply), (int)timeout * 1000, why,
+			   sizeof(why))) {
+		hm_err("%s", why);
+		return 1;
+	}
+	return client_reply(cmd, reply, json);
+}

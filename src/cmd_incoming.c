@@ -1,0 +1,323 @@
+// SPDX-License-Identifier: MIT
+/* hybridmig incoming: receive one migrated VM and run it. */
+#define LOG_PREFIX ""
+#include <errno.h>
+#include <event2/event.h>
+#include <event2/thread.h>
+#include <getopt.h>
+#include <limits.h>
+#include <signal.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <strings.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <sys/sysinfo.h>
+#include <unistd.h>
+#include "src/control.h"
+#include "src/ctlclient.h"
+#include "src/guest.h"
+#include "src/json.h"
+#include "src/dest.h"
+#include "src/tls.h"
+#include "src/log.h"
+#include "src/mig.h"
+#include "src/net.h"
+#include "src/parse.h"
+#include "src/vcpu.h"
+#include "src/vm.h"
+#include "src/vmctl.h"
+#include "src/cmd.h"
+
+struct incoming_ctx {
+	struct run_ctx rc;
+	struct dest_params dp;
+	struct dest *d;
+	struct tls_ctx *tls;
+	const char *listen;
+	const char *tls_dir;
+	const char *tls_peer;
+	bool insecure;
+	struct event *ready_ev; /* activated from the destination's thread */
+	struct event *wait_sig[2];
+	bool failed;
+};
+
+static void incoming_usage(void)
+{
+	printf(
+	    "usage: hybridmig incoming --listen ADDR:PORT (--tls-dir DIR [--tls-peer NAME] |\n"
+	    "                          --insecure) [--control PATH] [--max-mem SIZE]\n"
+	    "                          [--wait S] [--reconnect-timeout S] [--json] [-v]\n\n"
+	    "Waits for one VM migrated by 'hybridmig migrate', receives it, runs it and serves\n"
+	    "its control socket (the same commands as 'run'). Exits when the VM stops.\n"
+	    "Connections without valid credentials are refused and the wait goes on.\n\n"
+	    "  --listen ADDR:PORT  where the source connects (IPv4, or [IPv6]:PORT)\n"
+	    "  --tls-dir DIR       TLS 1.3, mutual authentication: DIR/ca.pem, cert.pem, key.pem\n"
+	    "  --tls-peer NAME     the source's certificate must carry NAME\n"
+	    "  --insecure          plain TCP, no authentication (explicit choice)\n"
+	    "  --control PATH      control socket of the VM once it runs here (bound first:\n"
+	    "                      a path in use refuses to start)\n"
+	    "  --max-mem SIZE      refuse VMs with more RAM (default: this host's RAM); the\n"
+	    "                      memory a VM has touched must also fit in MemAvailable\n"
+	    "  --wait S            give up if no source comes within S seconds\n"
+	    "  --reconnect-timeout S  after the switch-over began, wait S seconds (default 60)\n"
+	    "                      for a broken link to come back; a guest that never ran\n"
+	    "                      here is then dropped (the source keeps it)\n"
+	    "  --json              print the final summary as one JSON object\n");
+}
+
+/* From the destination's thread: hand over to the loop. */
+static void incoming_event(void *arg, int err)
+{
+	struct incoming_ctx *ic = arg;
+
+	(void)err;
+	event_active(ic->ready_ev, EV_READ, 0);
+}
+
+static void incoming_ready_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct incoming_ctx *ic = arg;
+	struct run_ctx *rc = &ic->rc;
+	struct dest *d = ic->d;
+
+	(void)fd, (void)what;
+	if (!rc->vm && d->running) {
+		rc->vm = d->vm;
+		rc->spec = d->spec;
+		for (int i = 0; i < 2; i++)
+			if (ic->wait_sig[i])
+				event_del(ic->wait_sig[i]);
+		if (cmd_run_setup(rc) || vmctl_start(rc->vc)) {
+			ic->failed = true;
+			cmd_run_stop(rc);
+			return;
+		}
+		fprintf(stderr,
+			"hybridmig incoming: VM running here (%llu pages received, %u rounds, "
+			"switch-over %.2f ms)\n",
+			(unsigned long long)d->st.pages, d->st.rounds,
+			(double)d->st.switch_to_run_ns / 1e6);
+	}
+	if (d->done && d->err && !d->running) {
+		hm_err("incoming migration failed: %s", d->why);
+		ic->failed = true;
+		cmd_run_stop(rc);
+	} else if (d->done && d->err) {
+		hm_err("the migration did not complete: %s", d->why);
+	}
+}
+
+static void incoming_sig_cb(evutil_socket_t sig, short what, void *arg)
+{
+	struct incoming_ctx *ic = arg;
+	uint64_t one = 1;
+
+	(void)sig, (void)what;
+	if (write(ic->dp.stop_fd, &one, sizeof(one)) != sizeof(one))
+		hm_dbg("stop eventfd write failed");
+	ic->rc.interrupted = true;
+	cmd_run_stop(&ic->rc);
+}
+
+/* MemAvailable from /proc/meminfo, in bytes; 0 when unknown. */
+static uint64_t mem_available(void)
+{
+	unsigned long long kb = 0;
+	char line[128];
+	FILE *f = fopen("/proc/meminfo", "r");
+
+	if (!f)
+		return 0;
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "MemAvailable: %llu kB", &kb) == 1)
+			break;
+	fclose(f);
+	return (uint64_t)kb * 1024;
+}
+
+static int parse_incoming(int argc, char **argv, struct incoming_ctx *ic)
+{
+	static const struct option opts[] = {
+		{ "listen", required_argument, NULL, 'l' },
+		{ "control", required_argument, NULL, 's' },
+		{ "max-mem", required_argument, NULL, 'm' },
+		{ "tls-dir", required_argument, NULL, 'D' },
+		{ "tls-peer", required_argument, NULL, 'N' },
+		{ "insecure", no_argument, NULL, 'I' },
+		{ "wait", required_argument, NULL, 'W' },
+		{ "reconnect-timeout", required_argument, NULL, 'R' },
+		{ "json", no_argument, NULL, 'j' },
+		{ "verbose", no_argument, NULL, 'v' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct sysinfo si;
+	uint64_t wait_s;
+	int c;
+
+	ic->dp.max_mem = sysinfo(&si) ? HM_MAX_RAM : (uint64_t)si.totalram * si.mem_unit;
+	ic->dp.wait_ms = -1;
+	while ((c = getopt_long(argc, argv, "+v", opts, NULL)) != -1) {
+		switch (c) {
+		case 'l':
+			ic->listen = optarg;
+			break;
+		case 's':
+			ic->rc.o.control = optarg;
+			break;
+		case 'm':
+			if (parse_size(optarg, &ic->dp.max_mem))
+				return cmd_usage_error("incoming", "bad --max-mem '%s'", optarg);
+			break;
+		case 'D':
+			ic->tls_dir = optarg;
+			break;
+		case 'N':
+			ic->tls_peer = optarg;
+			break;
+		case 'I':
+			ic->insecure = true;
+			break;
+		case 'W':
+			if (parse_count_range(optarg, 1, 86400 * 365, &wait_s))
+				return cmd_usage_error("incoming", "bad --wait '%s' (seconds)",
+						       optarg);
+			ic->dp.wait_ms = (int)min_t(uint64_t, wait_s * 1000, INT32_MAX);
+			break;
+		case 'R':
+			if (parse_count_range(optarg, 1, 3600, &wait_s))
+				return cmd_usage_error("incoming",
+						       "bad --reconnect-timeout '%s' (1 to 3600 s)",
+						       optarg);
+			ic->dp.reconnect_ms = (int)wait_s * 1000;
+			break;
+		case 'j':
+			ic->rc.o.json = true;
+			break;
+		case 'v':
+			log_set_level(log_get_level() < HM_LOG_DBG ? log_get_level() + 1
+								   : HM_LOG_DBG);
+			break;
+		case 'h':
+			incoming_usage();
+			return -1;
+		default:
+			return cmd_usage_error("incoming", "%s", "invalid option");
+		}
+	}
+	if (optind < argc)
+		return cmd_usage_error("incoming", "unexpected argument '%s'", argv[optind]);
+	if (!ic->listen)
+		return cmd_usage_error("incoming", "%s", "--listen ADDR:PORT is required");
+	if (ic->insecure && ic->tls_dir)
+		return cmd_usage_error("incoming", "%s",
+				       "--tls-dir and --insecure exclude each other");
+	if (!ic->insecure && !ic->tls_dir)
+		return cmd_usage_error(
+		    "incoming", "%s",
+		    "the migration link must be secured: give --tls-dir DIR (see "
+		    "tools/mkcerts.sh), or --insecure for plain TCP");
+	return 0;
+}
+
+/* What must hold before any source is accepted: credentials, port, control socket. */
+static int incoming_prepare(struct incoming_ctx *ic)
+{
+	static const int sigs[2] = { SIGINT, SIGTERM };
+	char why[512];
+
+	if (ic->tls_dir) {
+		ic->tls = tls_ctx_new(ic->tls_dir, true, ic->tls_peer, why, sizeof(why));
+		if (!ic->tls)
+			goto out_err;
+	}
+	ic->dp.tls = ic->tls;
+	ic->dp.mem_avail = mem_available();
+	ic->dp.listen_fd = net_listen(ic->listen, why, sizeof(why));
+	if (ic->dp.listen_fd < 0)
+		goto out_err;
+	ic->rc.base = event_base_new();
+	ic->dp.stop_fd = eventfd(0, EFD_CLOEXEC);
+	if (!ic->rc.base || ic->dp.stop_fd < 0)
+		return -ENOMEM;
+	if (ic->rc.o.control) {
+		ic->rc.ctl = control_new(ic->rc.base, ic->rc.o.control, why, sizeof(why));
+		if (!ic->rc.ctl)
+			goto out_err;
+	}
+	ic->ready_ev = event_new(ic->rc.base, -1, 0, incoming_ready_cb, ic);
+	if (!ic->ready_ev)
+		return -ENOMEM;
+	for (int i = 0; i < 2; i++) {
+		ic->wait_sig[i] = evsignal_new(ic->rc.base, sigs[i], incoming_sig_cb, ic);
+		if (!ic->wait_sig[i] || event_add(ic->wait_sig[i], NULL))
+			return -ENOMEM;
+	}
+	return 0;
+
+out_err:
+	hm_err("%s", why);
+	return -EINVAL;
+}
+
+static void incoming_free(struct incoming_ctx *ic)
+{
+	for (int i = 0; i < 2; i++)
+		if (ic->wait_sig[i])
+			event_free(ic->wait_sig[i]);
+	if (ic->ready_ev)
+		event_free(ic->ready_ev);
+	cmd_run_teardown(&ic->rc);
+	if (ic->dp.listen_fd >= 0)
+		close(ic->dp.listen_fd);
+	if (ic->dp.stop_fd >= 0)
+		close(ic->dp.stop_fd);
+	tls_ctx_free(ic->tls);
+	free(ic);
+}
+
+int cmd_incoming(int argc, char **argv)
+{
+	struct incoming_ctx *ic = calloc(1, sizeof(*ic));
+	uint64_t one = 1;
+	int ret;
+
+	if (!ic)
+		return 1;
+	ic->dp.listen_fd = -1;
+	ic->dp.stop_fd = -1;
+	ret = parse_incoming(argc, argv, ic);
+	if (ret) {
+		incoming_free(ic);
+		return ret < 0 ? 0 : ret;
+	}
+	if (incoming_prepare(ic)) {
+		incoming_free(ic);
+		return 1;
+	}
+	ic->d = dest_start(&ic->dp, incoming_event, ic);
+	if (!ic->d) {
+		incoming_free(ic);
+		return 1;
+	}
+	fprintf(stderr, "hybridmig incoming: waiting for a VM on %s (%s)\n", ic->listen,
+		ic->tls ? "TLS 1.3, peers authenticated"
+			: "plain TCP, no authentication: --insecure");
+	event_base_dispatch(ic->rc.base);
+	if (write(ic->dp.stop_fd, &one, sizeof(one)) != sizeof(one))
+		hm_dbg("stop eventfd write failed");
+	ret = ic->rc.vm ? cmd_run_finish(&ic->rc) : 1;
+	if (ic->rc.vm && !ic->rc.o.json && !ic->rc.interrupted)
+		cmd_run_summary(&ic->rc, mem_resident_pages(&ic->rc.vm->mem),
+				(double)(hm_now_ns() - ic->rc.vm->start_ns) / 1e9);
+	dest_free(ic->d);
+	if (ic->failed)
+		ret = 1;
+	incoming_free(ic);
+	return ret;
+}

@@ -1,0 +1,340 @@
+// SPDX-License-Identifier: MIT
+/* hybridmig migrate: drive a migration through the VM's control socket. */
+#define LOG_PREFIX ""
+#include <errno.h>
+#include <event2/event.h>
+#include <event2/thread.h>
+#include <getopt.h>
+#include <limits.h>
+#include <signal.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <strings.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <sys/sysinfo.h>
+#include <unistd.h>
+#include "src/control.h"
+#include "src/ctlclient.h"
+#include "src/guest.h"
+#include "src/json.h"
+#include "src/dest.h"
+#include "src/tls.h"
+#include "src/log.h"
+#include "src/mig.h"
+#include "src/net.h"
+#include "src/parse.h"
+#include "src/vcpu.h"
+#include "src/vm.h"
+#include "src/vmctl.h"
+#include "src/cmd.h"
+
+struct migrate_opts {
+	const char *control;
+	const char *to;
+	const char *mode;
+	uint64_t bandwidth;
+	uint64_t downtime_ms;
+	uint64_t timeout_s;
+	uint64_t pc_rounds;
+	uint64_t reconnect_s;
+	const char *tls_dir;
+	const char *tls_peer;
+	bool insecure;
+	bool resume;
+	bool json;
+	bool tty;
+	int result;
+};
+
+static void migrate_usage(void)
+{
+	printf(
+	    "usage: hybridmig migrate --control PATH --to ADDR:PORT [--mode MODE]\n"
+	    "                         (--tls-dir DIR [--tls-peer NAME] | --insecure)\n"
+	    "                         [--bandwidth RATE] [--downtime-limit MS] [--timeout S]\n"
+	    "                         [--postcopy-after-rounds N] [--reconnect-timeout S]\n"
+	    "                         [--json]\n"
+	    "       hybridmig migrate --resume --control PATH [--to ADDR:PORT] [--json]\n\n"
+	    "Moves the running VM behind the control socket PATH, live, to a destination\n"
+	    "started with 'hybridmig incoming --listen ADDR:PORT'. Until the switch-over the\n"
+	    "VM keeps running here and any failure leaves it running here; after it, this\n"
+	    "side keeps every page until the destination holds them all.\n\n"
+	    "  --mode MODE          precopy (default): rounds of dirty pages, then stop-and-copy\n"
+	    "                       postcopy: move the VM at once; pages follow on demand and\n"
+	    "                       from a background pusher\n"
+	    "                       hybrid: pre-copy rounds while they pay, then post-copy\n"
+	    "  --bandwidth RATE     cap, e.g. 1gbit, 500mbit, 100M (bytes/s); default unlimited\n"
+	    "  --downtime-limit MS  stop-and-copy once the rest fits in MS (default 300)\n"
+	    "  --timeout S          precopy: give up after S seconds (default: never);\n"
+	    "                       hybrid: switch to post-copy after S seconds\n"
+	    "  --postcopy-after-rounds N  hybrid: switch after N pre-copy rounds\n"
+	    "  --reconnect-timeout S  after the switch-over, keep reconnecting a broken link for\n"
+	    "                       S seconds (default 30); the VM waits on both sides\n"
+	    "  --tls-dir DIR        TLS 1.3 with mutual authentication: DIR/ca.pem, cert.pem,\n"
+	    "                       key.pem (tools/mkcerts.sh makes them)\n"
+	    "  --tls-peer NAME      the destination's certificate must carry NAME\n"
+	    "  --insecure           plain TCP, no authentication (--tls-dir or --insecure is\n"
+	    "                       required)\n"
+	    "  --resume             finish a migration that stopped after the switch-over\n"
+	    "                       (the VM is fenced here); --to gives a new address\n"
+	    "  --json               progress as JSON lines and one final JSON record\n");
+}
+
+/* The VM's process may have another working directory: give it absolute paths. */
+static const char *abs_path(const char *p, char *buf, size_t len)
+{
+	if (p[0] == '/' || !realpath(p, buf))
+		return p;
+	(void)len;
+	return buf;
+}
+
+/* "1gbit", "500mbit" (bits/s) or a byte size per second ("100M"). */
+static int parse_rate(const char *s, uint64_t *out)
+{
+	size_t n = strlen(s);
+	uint64_t v;
+
+	if (n > 4 && !strcasecmp(s + n - 4, "gbit") && n < 32) {
+		char num[32];
+
+		memcpy(num, s, n - 4);
+		num[n - 4] = 0;
+		if (parse_count(num, &v) || v > 1000)
+			return -EINVAL;
+		*out = v * 1000000000ULL / 8;
+		return 0;
+	}
+	if (n > 4 && !strcasecmp(s + n - 4, "mbit") && n < 32) {
+		char num[32];
+
+		memcpy(num, s, n - 4);
+		num[n - 4] = 0;
+		if (parse_count(num, &v) || v > 1000000)
+			return -EINVAL;
+		*out = v * 1000000ULL / 8;
+		return 0;
+	}
+	return parse_size(s, out);
+}
+
+static int parse_migrate(int argc, char **argv, struct migrate_opts *o)
+{
+	static const struct option opts[] = {
+		{ "control", required_argument, NULL, 's' },
+		{ "to", required_argument, NULL, 't' },
+		{ "mode", required_argument, NULL, 'm' },
+		{ "bandwidth", required_argument, NULL, 'b' },
+		{ "downtime-limit", required_argument, NULL, 'd' },
+		{ "timeout", required_argument, NULL, 'T' },
+		{ "postcopy-after-rounds", required_argument, NULL, 'P' },
+		{ "reconnect-timeout", required_argument, NULL, 'R' },
+		{ "tls-dir", required_argument, NULL, 'D' },
+		{ "tls-peer", required_argument, NULL, 'N' },
+		{ "insecure", no_argument, NULL, 'I' },
+		{ "resume", no_argument, NULL, 'U' },
+		{ "json", no_argument, NULL, 'j' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct sockaddr_storage sa;
+	socklen_t salen;
+	int c;
+
+	while ((c = getopt_long(argc, argv, "+", opts, NULL)) != -1) {
+		switch (c) {
+		case 's':
+			o->control = optarg;
+			break;
+		case 't':
+			if (net_parse_sockaddr(optarg, &sa, &salen))
+				return cmd_usage_error(
+				    "migrate",
+				    "bad --to '%s' (want IPV4:PORT, HOST:PORT or "
+				    "[IPV6]:PORT)",
+				    optarg);
+			o->to = optarg;
+			break;
+		case 'm':
+			o->mode = optarg;
+			break;
+		case 'b':
+			if (parse_rate(optarg, &o->bandwidth))
+				return cmd_usage_error("migrate", "bad --bandwidth '%s'", optarg);
+			break;
+		case 'd':
+			if (parse_count_range(optarg, 1, 600000, &o->downtime_ms))
+				return cmd_usage_error("migrate",
+						       "bad --downtime-limit '%s' (1 to 600000 ms)",
+						       optarg);
+			break;
+		case 'T':
+			if (parse_count_range(optarg, 1, 86400, &o->timeout_s))
+				return cmd_usage_error("migrate",
+						       "bad --timeout '%s' (1 to 86400 s)", optarg);
+			break;
+		case 'P':
+			if (parse_count_range(optarg, 1, 1000, &o->pc_rounds))
+				return cmd_usage_error(
+				    "migrate", "bad --postcopy-after-rounds '%s' (1 to 1000)",
+				    optarg);
+			break;
+		case 'R':
+			if (parse_count_range(optarg, 0, 3600, &o->reconnect_s))
+				return cmd_usage_error("migrate",
+						       "bad --reconnect-timeout '%s' (0 to 3600 s)",
+						       optarg);
+			break;
+		case 'D':
+			o->tls_dir = optarg;
+			break;
+		case 'N':
+			o->tls_peer = optarg;
+			break;
+		case 'I':
+			o->insecure = true;
+			break;
+		case 'U':
+			o->resume = true;
+			break;
+		case 'j':
+			o->json = true;
+			break;
+		case 'h':
+			migrate_usage();
+			return -1;
+		default:
+			return cmd_usage_error("migrate", "%s", "invalid option");
+		}
+	}
+	if (optind < argc)
+		return cmd_usage_error("migrate", "unexpected argument '%s'", argv[optind]);
+	if (o->resume)
+		return o->control ? 0
+				  : cmd_usage_error("migrate", "%s", "--control PATH is required");
+	if (!o->control || !o->to)
+		return cmd_usage_error("migrate", "%s",
+				       "--control PATH and --to ADDR:PORT are required");
+	if (o->insecure && o->tls_dir)
+		return cmd_usage_error("migrate", "%s",
+				       "--tls-dir and --insecure exclude each other");
+	if (!o->insecure && !o->tls_dir)
+		return cmd_usage_error(
+		    "migrate", "%s",
+		    "the migration link must be secured: give --tls-dir DIR (see "
+		    "tools/mkcerts.sh), or --insecure for plain TCP");
+	if (strcmp(o->mode, "precopy") && strcmp(o->mode, "postcopy") && strcmp(o->mode, "hybrid"))
+		return cmd_usage_error("migrate", "unknown --mode '%s' (precopy, postcopy, hybrid)",
+				       o->mode);
+	return 0;
+}
+
+static void migrate_progress(struct migrate_opts *o, const struct json_field *f, int n)
+{
+	const struct json_field *ph = json_find(f, (size_t)n, "phase");
+	const struct json_field *r = json_find(f, (size_t)n, "round");
+	const struct json_field *b = json_find(f, (size_t)n, "bytes_wire");
+	const struct json_field *rem = json_find(f, (size_t)n, "remaining_pages");
+	const struct json_field *bw = json_find(f, (size_t)n, "bandwidth_mbps");
+	const struct json_field *dr = json_find(f, (size_t)n, "dirty_rate_pages_per_s");
+	const struct json_field *eta = json_find(f, (size_t)n, "eta_s");
+
+	if (!o->tty || !ph || !r || !b || !rem || !bw || !dr || !eta)
+		return;
+	fprintf(stderr,
+		"\r\033[K  %-13s round %-3s sent %8.1f MiB  remaining %8s pages  %7s Mbit/s  dirty "
+		"%8s pages/s  ETA %s s",
+		ph->str, r->str, b->num / 1048576.0, rem->str, bw->str, dr->str, eta->str);
+}
+
+static bool migrate_line(const char *line, void *arg)
+{
+	struct migrate_opts *o = arg;
+	struct json_field f[48];
+	const char *why = NULL;
+	int n = json_parse_flat(line, strlen(line), f, ARRAY_SIZE(f), &why);
+	const struct json_field *ok;
+	const struct json_field *err;
+
+	if (n < 0) {
+		hm_err("malformed line from the VM: %s", why ? why : "?");
+		o->result = 1;
+		return true;
+	}
+	ok = json_find(f, (size_t)n, "ok");
+	if (o->json)
+		printf("%s\n", line), fflush(stdout);
+	if (!ok) {
+		migrate_progress(o, f, n);
+		return false;
+	}
+	if (o->tty)
+		fprintf(stderr, "\r\033[K");
+	o->result = ok->type == JSON_BOOL && ok->b ? 0 : 1;
+	err = json_find(f, (size_t)n, "error");
+	if (!o->json && o->result)
+		hm_err("migration failed: %s", err ? err->str : "unknown error");
+	if (!o->json && json_find(f, (size_t)n, "event")) {
+		struct mig_stats ms;
+
+		mig_report_from_json(&ms, f, (size_t)n);
+		mig_report_text(&ms, o->to, stdout);
+	}
+	return true;
+}
+
+int cmd_migrate(int argc, char **argv)
+{
+	struct migrate_opts o = {
+		.mode = "precopy", .downtime_ms = 300, .reconnect_s = 30, .result = 1
+	};
+	char req[1024];
+	char why[256];
+	char tlsdir[PATH_MAX];
+	struct json_out j;
+	int ret = parse_migrate(argc, argv, &o);
+
+	if (ret)
+		return ret < 0 ? 0 : ret;
+	o.tty = isatty(STDERR_FILENO) && !o.json;
+	json_init(&j, req, sizeof(req));
+	json_obj_begin(&j, NULL);
+	json_str(&j, "cmd", "migrate");
+	if (o.resume) {
+		json_bool(&j, "resume", true);
+		if (o.to)
+			json_str(&j, "to", o.to);
+		json_obj_end(&j);
+		goto send;
+	}
+	json_str(&j, "to", o.to);
+	json_str(&j, "mode", o.mode);
+	if (o.insecure)
+		json_bool(&j, "insecure", true);
+	if (o.tls_dir)
+		json_str(&j, "tls_dir", abs_path(o.tls_dir, tlsdir, sizeof(tlsdir)));
+	if (o.tls_peer)
+		json_str(&j, "tls_peer", o.tls_peer);
+	json_u64(&j, "bandwidth", o.bandwidth);
+	json_u64(&j, "downtime_limit_ms", o.downtime_ms);
+	json_u64(&j, "timeout_s", o.timeout_s);
+	if (o.pc_rounds)
+		json_u64(&j, "postcopy_after_rounds", o.pc_rounds);
+	json_u64(&j, "reconnect_s", o.reconnect_s);
+	json_obj_end(&j);
+send:
+	if (!json_done(&j)) {
+		hm_err("request too long");
+		return 1;
+	}
+	/* progress comes every 0.5 s; a silent minute means the VM is gone */
+	if (ctlclient_stream(o.control, req, migrate_line, &o, 60000, why, sizeof(why))) {
+		hm_err("%s", why);
+		return 1;
+	}
+	return o.result;
+}
