@@ -8,15 +8,22 @@
 O=${O:-build}
 HM=$O/hybridmig
 T=$(mktemp -d /tmp/hm-demo.XXXXXX)
-PORT=$((30000 + $$ % 20000))
+PORT=$((10000 + $$ % 20000)) # below the ephemeral range (32768+)
 RATE=20M
 cleanup() {
 	for p in $SRC $DST; do kill "$p" 2>/dev/null; done
 	wait 2>/dev/null
-	rm -rf "$T"
+	[ -n "$KEEP_T" ] || rm -rf "$T"
 }
 trap cleanup EXIT INT TERM
 set -e
+# wait_listen FILE: until the incoming whose stderr is FILE listens
+wait_listen() {
+	i=0
+	until grep -q "waiting for a VM" "$1" 2>/dev/null; do
+		i=$((i + 1)); [ $i -lt 100 ] || { cat "$1"; exit 1; }; sleep 0.1
+	done
+}
 say() { printf '\n== %s\n' "$*"; }
 show() { python3 -c "
 import json,sys
@@ -40,13 +47,14 @@ sleep 2
 say "1. pre-copy, giving up after 5 s: the guest dirties faster than the link copies"
 "$HM" incoming --tls-dir "$T/pki/dst" --listen 127.0.0.1:$PORT 2>"$T/dst1.err" >/dev/null &
 DST=$!
+wait_listen "$T/dst1.err"
 set +e
 "$HM" migrate --tls-dir "$T/pki/src" --control "$T/src.sock" --to 127.0.0.1:$PORT \
 	--mode precopy --bandwidth $RATE --timeout 5 --json >"$T/pre.json" 2>/dev/null
 echo "   migrate exit status: $?"
 set -e
 show rounds round_pages error <"$T/pre.json"
-wait $DST 2>/dev/null || true
+kill $DST 2>/dev/null || true; wait $DST 2>/dev/null || true
 DST=
 echo "   the VM is still here: $("$HM" status --control "$T/src.sock" --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["state"])')"
 "$HM" verify --control "$T/src.sock" | grep -E "^ *verify "
@@ -56,6 +64,7 @@ PORT=$((PORT + 1))
 "$HM" incoming --tls-dir "$T/pki/dst" --listen 127.0.0.1:$PORT --control "$T/dst.sock" \
 	2>"$T/dst.err" >/dev/null &
 DST=$!
+wait_listen "$T/dst.err"
 "$HM" migrate --tls-dir "$T/pki/src" --control "$T/src.sock" --to 127.0.0.1:$PORT \
 	--mode postcopy --bandwidth $RATE --json >"$T/post.json"
 show total_ms downtime_ms guest_pause_ms bytes_wire remote_faults fault_latency_p50_us \

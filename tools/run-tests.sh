@@ -16,8 +16,10 @@ done
 for t in tests/e2e/test_*.sh; do
 	[ -f "$t" ] || continue
 	echo "== $t"
-	sh "$t"
+	# a script that hangs fails instead of holding CI: 15 minutes each at most
+	timeout -k 10 900 sh "$t"
 	rc=$?
+	[ $rc -eq 124 ] && echo "FAIL: $t did not finish within 900 s"
 	case $rc in
 	0) passed=$((passed + 1)) ;;
 	77) skipped=$((skipped + 1)); echo "SKIPPED: $t" ;;

@@ -47,13 +47,43 @@ not() {
 	! "$@"
 }
 
-# start_bg NAME ARGS...: run hybridmig in the background, output in $T/NAME.{out,err}
+# start_bg NAME ARGS...: run hybridmig in the background, output in $T/NAME.{out,err};
+# an incoming is waited for until it listens
 start_bg() {
 	_bg=$1
 	shift
 	"$HM" "$@" >"$T/$_bg.out" 2>"$T/$_bg.err" &
 	PIDS="$PIDS $!"
 	eval "PID_$_bg=$!"
+	[ "$1" = incoming ] && wait_listen "$T/$_bg.err"
+	return 0
+}
+
+# wait_listen FILE: until the incoming whose stderr is FILE says it listens (at most 10 s)
+wait_listen() {
+	_i=0
+	while [ $_i -lt 100 ]; do
+		grep -q "waiting for a VM" "$1" 2>/dev/null && return 0
+		sleep 0.1
+		_i=$((_i + 1))
+	done
+	return 1
+}
+
+# wait_exit PID SECONDS: wait for a process to end, at most SECONDS; then kill it.
+# Returns its exit status, or 124 if it had to be killed.
+wait_exit() {
+	_i=0
+	while kill -0 "$1" 2>/dev/null && [ $_i -lt $(($2 * 10)) ]; do
+		sleep 0.1
+		_i=$((_i + 1))
+	done
+	if kill -0 "$1" 2>/dev/null; then
+		kill -9 "$1" 2>/dev/null
+		wait "$1" 2>/dev/null
+		return 124
+	fi
+	wait "$1"
 }
 
 # wait_sock PATH: until a control socket answers status (at most 10 s)
@@ -100,6 +130,8 @@ bg_in() {
 	ip netns exec "$NET-$_side" "$HM" "$@" >"$T/$_bg.out" 2>"$T/$_bg.err" &
 	PIDS="$PIDS $!"
 	eval "PID_$_bg=$!"
+	[ "$1" = incoming ] && wait_listen "$T/$_bg.err"
+	return 0
 }
 
 # TLS credentials for this script (tools/mkcerts.sh): a CA, a source and a

@@ -5,7 +5,7 @@
 # verifying ok on the source.
 . tests/e2e/lib.sh
 require_kvm
-PORT=$((20000 + $$ % 20000))
+PORT=$((10000 + $$ % 20000)) # below the ephemeral range (32768+)
 
 # migrate_ok NAME RUN_ARGS... : run a source, an incoming, migrate, check the destination
 migrate_ok() {

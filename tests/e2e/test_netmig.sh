@@ -6,7 +6,7 @@
 . tests/e2e/lib.sh
 require_kvm
 net_up hmt$$ --rate 1gbit
-PORT=$((20000 + $$ % 20000))
+PORT=$((10000 + $$ % 20000)) # below the ephemeral range (32768+)
 
 # --- a dirtier below the 1 Gbit/s link, 2 vCPUs, I/O on ----------------------
 bg_in b d1 incoming $TLS_DST --listen "$B:$PORT" --control "$T/d1.sock"

@@ -10,7 +10,7 @@ case ",${HM_REQUIRE:-}," in *,uffd,*) ;; *)
 	python3 -c "import ctypes,sys; sys.exit(0 if ctypes.CDLL(None).syscall(323, 0x80800) >= 0 else 77)" || { echo "skip: no userfaultfd"; exit 77; } ;;
 esac
 net_up hpc$$ --rate 10gbit
-PORT=$((20000 + $$ % 20000))
+PORT=$((10000 + $$ % 20000)) # below the ephemeral range (32768+)
 
 # move MODE NAME MIGRATE_ARGS -- RUN_ARGS...
 move() {

@@ -5,7 +5,7 @@
 # wait, and the migration recovers. Real KVM guests, TLS on loopback.
 . tests/e2e/lib.sh
 require_kvm
-PORT=$((21000 + $$ % 20000))
+PORT=$((10000 + ($$ + 5000) % 20000)) # below the ephemeral range (32768+)
 
 # state SOCK: the VM's state through its control socket ("none" if it does not answer)
 state() {
@@ -22,6 +22,7 @@ pair() {
 		$DST_ARGS >"$T/${n}_dst.out" 2>"$T/${n}_dst.err" &
 	PIDS="$PIDS $!"
 	eval "PID_${n}_dst=$!"
+	wait_listen "$T/${n}_dst.err" || bad "$n: destination did not listen"
 	env $SRC_ENV "$HM" run --control "$T/$n.s.sock" "$@" >"$T/${n}_src.out" 2>"$T/${n}_src.err" &
 	PIDS="$PIDS $!"
 	eval "PID_${n}_src=$!"
@@ -48,7 +49,8 @@ runs_on_dest_only() {
 	check "$1: the source exits 0 (its copy is gone)" [ $? -eq 0 ]
 	"$HM" stop --control "$T/$1.d.sock" >/dev/null
 	eval "pd=\$PID_${1}_dst"
-	wait "$pd"
+	wait_exit "$pd" 30
+	check "$1: the destination exits 0 on stop" [ $? -eq 0 ]
 }
 
 # runs_on_source_only NAME: the VM runs and verifies on the source; the destination ran nothing
@@ -57,7 +59,7 @@ runs_on_source_only() {
 	check "$1: verify ok on the source" \
 		[ "$("$HM" verify --control "$T/$1.s.sock" --json | json_get verify)" = ok ]
 	eval "pd=\$PID_${1}_dst"
-	wait "$pd"
+	wait_exit "$pd" 90
 	check "$1: the destination exits 1 without running the guest" [ $? -eq 1 ]
 	check "$1: the destination never ran it" not grep -q "VM running here" "$T/${1}_dst.err"
 	"$HM" stop --control "$T/$1.s.sock" >/dev/null
@@ -129,10 +131,11 @@ pair r7 --mem 512M --guest dirtier:wss=256M,rate=20000
 mp=$!
 i=0
 until grep -q "VM running here" "$T/r7_dst.err" 2>/dev/null || [ $i -ge 100 ]; do sleep 0.1; i=$((i + 1)); done
+check "row 7: the guest runs on the destination" grep -q "VM running here" "$T/r7_dst.err"
 kill -9 "$PID_r7_src"
 wait "$mp"
 "$HM" stop --control "$T/r7.d.sock" >/dev/null 2>&1
-wait "$PID_r7_dst"
+wait_exit "$PID_r7_dst" 30
 check "row 7: the destination exits once stopped (no hang)" [ $? -le 1 ]
 check "row 7: it says how many pages are missing" grep -q "pages of the guest still on the source" "$T/r7_dst.err"
 

@@ -6,7 +6,7 @@
 # with impossible error codes leaves the source's VM running.
 . tests/e2e/lib.sh
 require_kvm
-PORT=$((22000 + $$ % 20000))
+PORT=$((10000 + ($$ + 10000) % 20000)) # below the ephemeral range (32768+)
 FAKE="python3 tests/e2e/fake_peer.py"
 sh tools/mkcerts.sh --loopback "$T/other" src >/dev/null 2>&1 || bad "a second CA for strangers"
 
