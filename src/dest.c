@@ -13,7 +13,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
+#include <unistd.h>
 #include <time.h>
 #include "src/compress.h"
 #include "src/dest_priv.h"
@@ -29,11 +32,13 @@ int dest_fail(struct dest *d, int err, const char *fmt, ...)
 {
 	va_list ap;
 
+	pthread_mutex_lock(&d->why_lock);
 	if (!d->why[0]) {
 		va_start(ap, fmt);
 		vsnprintf(d->why, sizeof(d->why), fmt, ap);
 		va_end(ap);
 	}
+	pthread_mutex_unlock(&d->why_lock);
 	return err < 0 ? err : -EIO;
 }
 
@@ -384,6 +389,50 @@ static void wait_release(struct dest *d)
 	}
 }
 
+/* While the session runs, the listener answers everyone else: busy. */
+static void *doorman_thread(void *arg)
+{
+	struct dest *d = arg;
+
+	for (;;) {
+		struct pollfd p[2] = { { .fd = d->p.listen_fd, .events = POLLIN },
+				       { .fd = d->doorman_quit, .events = POLLIN } };
+
+		if (poll(p, 2, -1) < 0 && errno != EINTR)
+			break;
+		if (p[1].revents)
+			break;
+		if (p[0].revents & POLLIN)
+			link_turn_away(&d->link, d->p.listen_fd, d->doorman_quit, 0);
+	}
+	return NULL;
+}
+
+static void doorman_start(struct dest *d)
+{
+	if (d->doorman_started || d->doorman_quit < 0)
+		return;
+	if (pthread_create(&d->doorman, NULL, doorman_thread, d)) {
+		hm_warn("cannot start the thread that turns other sources away");
+		return;
+	}
+	d->doorman_started = true;
+}
+
+static void doorman_stop(struct dest *d)
+{
+	uint64_t v = 1;
+
+	if (!d->doorman_started)
+		return;
+	if (write(d->doorman_quit, &v, sizeof(v)) != sizeof(v))
+		hm_warn("cannot stop the doorman thread: %s", strerror(errno));
+	pthread_join(d->doorman, NULL);
+	if (read(d->doorman_quit, &v, sizeof(v)) != sizeof(v))
+		hm_dbg("doorman eventfd was not set");
+	d->doorman_started = false;
+}
+
 int dest_reconnect(struct dest *d, int cause)
 {
 	struct proto_status st = { .phase = d->phase };
@@ -394,6 +443,7 @@ int dest_reconnect(struct dest *d, int cause)
 	bool resume;
 	int err;
 
+	doorman_stop(d);
 	dest_postcopy_stop_urgent(d);
 	pthread_mutex_lock(&d->ulock);
 	link_close(&d->link);
@@ -425,6 +475,7 @@ int dest_reconnect(struct dest *d, int cause)
 			hm_warn("the source reconnected; %llu pages still to come",
 				(unsigned long long)st.missing);
 			d->link.bulk.timeout_ms = DEST_IO_TIMEOUT_MS;
+			doorman_start(d);
 			return 0;
 		}
 		hm_warn("reconnection failed: %s", why[0] ? why : strerror(-err));
@@ -451,6 +502,7 @@ static int move(struct dest *d)
 		err = link_answer(&d->link, d->p.listen_fd, d->p.stop_fd, d->why, sizeof(d->why));
 	if (err)
 		return err;
+	doorman_start(d);
 	d->link.bulk.timeout_ms = DEST_IO_TIMEOUT_MS;
 	d->link.urgent.timeout_ms = DEST_IO_TIMEOUT_MS;
 	err = checks(d);
@@ -474,23 +526,37 @@ static void discard(struct dest *d, int err)
 }
 
 /* Tell the source how the guest runs here (over ~1 s after its first report). */
+/* Sleep @ns in small steps; false when the destination is shutting down. */
+static bool nap(struct dest *d, uint64_t ns)
+{
+	uint64_t end = hm_now_ns() + ns;
+
+	while (hm_now_ns() < end) {
+		if (__atomic_load_n(&d->stopping, __ATOMIC_ACQUIRE))
+			return false;
+		poll(NULL, 0, 5);
+	}
+	return true;
+}
+
+/* Tell the source how the guest runs here (over ~1 s after its first report). */
 static void report_after(struct dest *d)
 {
 	struct proto_after a = { 0 };
 	uint8_t buf[PROTO_AFTER_SIZE];
 	struct iovec v = { buf, sizeof(buf) };
-	struct timespec ts = { 0, 5000000 };
 	uint64_t first = 0;
 	uint64_t u0;
 	uint64_t t0;
 
 	for (int i = 0; i < 200 && !(first = devwin_first_report_ns(&d->vm->dw)); i++)
-		nanosleep(&ts, NULL);
+		if (!nap(d, 5 * NSEC_PER_MSEC))
+			return;
 	if (first) {
 		u0 = devwin_units(&d->vm->dw);
 		t0 = hm_now_ns();
-		ts = (struct timespec){ AFTER_WINDOW_NS / NSEC_PER_SEC, 0 };
-		nanosleep(&ts, NULL);
+		if (!nap(d, AFTER_WINDOW_NS))
+			return;
 		a.units_per_s = (devwin_units(&d->vm->dw) - u0) * NSEC_PER_SEC / (hm_now_ns() - t0);
 		a.first_report_ns = first - d->run_ns;
 	}
@@ -505,6 +571,7 @@ static void *dest_thread(void *arg)
 	int err = move(d);
 
 	if (err) {
+		doorman_stop(d);
 		discard(d, err);
 		d->err = err;
 		d->done = true;
@@ -519,6 +586,7 @@ static void *dest_thread(void *arg)
 		wait_release(d);
 	if (!err)
 		report_after(d);
+	/* the doorman stays: while the VM runs here, other sources are told busy */
 	link_close(&d->link);
 	bitmap_exit(&d->written);
 	d->err = err;
@@ -540,7 +608,12 @@ struct dest *dest_start(const struct dest_params *p, dest_event_fn event, void *
 	d->event_arg = arg;
 	link_init(&d->link, p->tls);
 	pthread_mutex_init(&d->ulock, NULL);
-	if (pthread_create(&d->thread, NULL, dest_thread, d)) {
+	pthread_mutex_init(&d->why_lock, NULL);
+	d->doorman_quit = eventfd(0, EFD_CLOEXEC);
+	if (d->doorman_quit < 0 || pthread_create(&d->thread, NULL, dest_thread, d)) {
+		if (d->doorman_quit >= 0)
+			close(d->doorman_quit);
+		pthread_mutex_destroy(&d->why_lock);
 		pthread_mutex_destroy(&d->ulock);
 		free(d);
 		return NULL;
@@ -568,6 +641,7 @@ void dest_free(struct dest *d)
 
 	if (!d)
 		return;
+	__atomic_store_n(&d->stopping, true, __ATOMIC_RELEASE);
 	/* a post-copy still receiving must not hold the exit up */
 	pthread_mutex_lock(&d->ulock);
 	if (d->link.bulk.fd >= 0)
@@ -577,6 +651,7 @@ void dest_free(struct dest *d)
 	pthread_mutex_unlock(&d->ulock);
 	if (d->thread_started)
 		pthread_join(d->thread, NULL);
+	doorman_stop(d);
 	missing = dest_missing(d);
 	if (missing) {
 		dest_postcopy_missing(d, which, sizeof(which));
@@ -590,6 +665,8 @@ void dest_free(struct dest *d)
 	link_close(&d->link);
 	if (!d->running)
 		vm_free(d->vm);
+	close(d->doorman_quit);
+	pthread_mutex_destroy(&d->why_lock);
 	pthread_mutex_destroy(&d->ulock);
 	free(d);
 }

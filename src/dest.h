@@ -73,7 +73,14 @@ struct dest {
 	struct bitmap written; /* pages written here before the switch (vm_new, pre-copy) */
 	pthread_t uthread;
 	bool ustarted;
-	pthread_mutex_t ulock; /* one writer on the urgent connection; held to swap it */
+	pthread_mutex_t ulock;	  /* one writer on the urgent connection; held to swap it */
+	int urgent_err;		  /* atomic: why the urgent thread ended, 0 while it runs */
+	bool stopping;		  /* atomic: dest_free is waiting for the thread */
+	pthread_mutex_t why_lock; /* d->why is written by the session and urgent threads */
+	/* while a session runs, other sources are turned away as busy */
+	pthread_t doorman;
+	bool doorman_started;
+	int doorman_quit; /* eventfd: readable = stop turning sources away */
 	size_t state_len;
 	uint8_t urx[PROTO_PAGES_HDR + 8 + PROTO_PAGE_SIZE];
 	uint8_t rx[PROTO_FRAME_MAX];

@@ -103,16 +103,23 @@ static void *urgent_thread(void *arg)
 
 		if (err == -ETIMEDOUT)
 			continue;
-		if (err || h.type != PROTO_PAGES)
+		if (!err && h.type != PROTO_PAGES)
+			err = dest_fail(d, -EPROTO, "unexpected frame %u on the urgent channel",
+					h.type);
+		if (!err)
+			err = place_batch(d, d->urx, (size_t)h.len, NULL, 0);
+		if (err) {
+			/* the session thread must not wait for answers that cannot come */
+			__atomic_store_n(&d->urgent_err, err, __ATOMIC_RELEASE);
 			break;
-		if (place_batch(d, d->urx, (size_t)h.len, NULL, 0))
-			break;
+		}
 	}
 	return NULL;
 }
 
 static int start_urgent(struct dest *d)
 {
+	__atomic_store_n(&d->urgent_err, 0, __ATOMIC_RELEASE);
 	if (pthread_create(&d->uthread, NULL, urgent_thread, d))
 		return -EAGAIN;
 	d->ustarted = true;
@@ -225,6 +232,31 @@ int dest_postcopy_resume(struct dest *d)
 	return 0;
 }
 
+/*
+ * After DONE: the last answers may still be on the urgent channel. 0 once
+ * every page is here; the urgent channel's failure (a broken link is worth
+ * a reconnection); -ECANCELED when the destination is shutting down.
+ */
+static int wait_last_pages(struct dest *d)
+{
+	uint64_t deadline = hm_now_ns() + (uint64_t)DEST_POSTCOPY_IO_TIMEOUT_MS * NSEC_PER_MSEC;
+
+	while (!fault_complete(&d->fault)) {
+		int uerr = __atomic_load_n(&d->urgent_err, __ATOMIC_ACQUIRE);
+
+		if (__atomic_load_n(&d->stopping, __ATOMIC_ACQUIRE))
+			return dest_fail(d, -ECANCELED, "shutting down");
+		if (uerr)
+			return dest_fail(d, uerr, "the urgent channel failed");
+		if (hm_now_ns() >= deadline)
+			return dest_fail(
+			    d, -ETIMEDOUT,
+			    "post-copy: pages still missing after the source finished");
+		poll(NULL, 0, 2);
+	}
+	return 0;
+}
+
 int dest_postcopy_run(struct dest *d)
 {
 	uint64_t units0 = 0;
@@ -233,39 +265,34 @@ int dest_postcopy_run(struct dest *d)
 	int err = 0;
 
 	d->link.bulk.timeout_ms = DEST_POSTCOPY_IO_TIMEOUT_MS;
-	while (!err) {
+	for (;;) {
 		if (!t0 && all_reported(d)) {
 			units0 = devwin_units(&d->vm->dw);
 			t0 = hm_now_ns();
 		}
 		err = dest_recv(d, &h);
+		if (!err && h.type == PROTO_DONE)
+			err = wait_last_pages(d);
+		if (!err && h.type == PROTO_DONE)
+			break;
 		if (err && link_error_transient(err)) {
 			d->why[0] = 0;
 			err = dest_reconnect(d, err);
 			d->link.bulk.timeout_ms = DEST_POSTCOPY_IO_TIMEOUT_MS;
-			continue;
-		}
-		if (err)
-			break;
-		if (h.type == PROTO_DONE)
-			break;
-		if (h.type != PROTO_PAGES)
+		} else if (!err && h.type != PROTO_PAGES) {
 			err = dest_fail(d, -EPROTO, "unexpected frame %u during post-copy", h.type);
-		else
+		} else if (!err) {
 			err = place_batch(d, d->rx, (size_t)h.len, d->scratch, sizeof(d->scratch));
+		}
 		if (!err && inject_at("dst-postcopy") == INJECT_CUT) {
 			pthread_mutex_lock(&d->ulock);
 			shutdown(d->link.bulk.fd, SHUT_RDWR);
 			shutdown(d->link.urgent.fd, SHUT_RDWR);
 			pthread_mutex_unlock(&d->ulock);
 		}
+		if (err)
+			break;
 	}
-	/* the last answers may still be on the urgent channel */
-	for (int i = 0; !err && i < 6000 && !fault_complete(&d->fault); i++)
-		poll(NULL, 0, 10);
-	if (!err && !fault_complete(&d->fault))
-		err = dest_fail(d, -ETIMEDOUT,
-				"post-copy: pages still missing after the source finished");
 	if (!err)
 		err = send_complete(d, units0, t0);
 	dest_postcopy_stop_urgent(d);

@@ -203,6 +203,12 @@ static void send_busy(struct net_conn *c)
 	net_send_error(c, EBUSY, "busy: this destination is already receiving another migration");
 }
 
+/* take_one failed only because the hello named another channel (an authenticated peer). */
+static bool take_one_failed_on_channel(const char *why)
+{
+	return !strcmp(why, "hello on the wrong channel");
+}
+
 /* One accepted connection: TLS, then a well-formed hello on @channel. */
 static int take_one(struct link *l, struct net_conn *c, int fd, uint32_t channel,
 		    struct proto_hello *hm, char *why, size_t whylen)
@@ -271,6 +277,27 @@ int link_accept(struct link *l, int lfd, int stop_fd, int wait_ms, bool resume_o
 		hm_warn("refused a connection: %s; still waiting for the source", why);
 		net_close(&l->bulk);
 	}
+}
+
+void link_turn_away(struct link *l, int lfd, int stop_fd, int wait_ms)
+{
+	struct net_conn c;
+	struct proto_hello hm;
+	char why[256] = "";
+	int fd = net_accept(lfd, stop_fd, wait_ms);
+	int err;
+
+	if (fd < 0)
+		return;
+	/* a stranger fails the handshake and gets nothing; a peer is told why */
+	err = take_one(l, &c, fd, PROTO_CH_BULK, &hm, why, sizeof(why));
+	if (!err || take_one_failed_on_channel(why)) {
+		send_busy(&c);
+		hm_warn("turned a source away: busy with another migration");
+	} else {
+		hm_warn("refused a connection: %s", why);
+	}
+	net_close(&c);
 }
 
 int link_answer(struct link *l, int lfd, int stop_fd, char *why, size_t whylen)

@@ -67,6 +67,13 @@ int link_connect(struct link *l, const char *to, bool resume, char *why,
 int link_accept(struct link *l, int lfd, int stop_fd, int wait_ms, bool resume_only, bool *resume,
 		char *why, size_t whylen) __must_check;
 /*
+ * Destination, while a session runs: take one connection from @lfd (wait
+ * up to @wait_ms, or until @stop_fd is readable) and turn it away — an
+ * authenticated source is told the destination is busy, anything else
+ * gets nothing. Logs what it did.
+ */
+void link_turn_away(struct link *l, int lfd, int stop_fd, int wait_ms);
+/*
  * Destination: answer the bulk hello taken by link_accept (adopting the
  * source's secret for a new session), then accept the urgent channel,
  * which must carry the same secret. 0 or -errno with a reason.

@@ -274,7 +274,11 @@ int mig_switch_recover(struct mig *m, int cause)
 		/* a definite answer from the destination: waiting longer changes nothing */
 		if (err == -EPROTO || err == -ENOENT || m->peer_error)
 			break;
-		poll(NULL, 0, 1000);
+		/* a second between attempts, but never past the window */
+		if (hm_now_ns() < deadline)
+			poll(NULL, 0,
+			     (int)min_t(uint64_t, 1000,
+					(deadline - hm_now_ns()) / NSEC_PER_MSEC + 1));
 	}
 	if (!link_error_transient(err))
 		return err; /* the destination's own answer is the reason */

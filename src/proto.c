@@ -205,6 +205,8 @@ int proto_round_decode(const uint8_t *in, size_t len, struct proto_round *m, con
 	m->round = proto_get_le32(in);
 	m->pages = proto_get_le64(in + 8);
 	m->dirty_rate = proto_get_le64(in + 16);
+	if (proto_get_le32(in + 4))
+		return bad(why, "round frame with non-zero reserved bytes");
 	return 0;
 }
 

@@ -27,8 +27,9 @@
  * Option byte 0: bits 0-1 the mode (pre-copy, post-copy, hybrid, hybrid
  * switching after 1 + byte 1 % 3 rounds), bit 2 the first piece is sent
  * raw as the answer to the bulk hello, bit 3 no reconnection window, bit 4
- * an unreachable downtime limit with a 20 ms pre-copy timeout.
+ * an unreachable downtime limit with a 5 ms pre-copy timeout.
  */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -161,7 +162,9 @@ static bool read_hello(struct fuzz_src *f, int fd, uint32_t channel)
 
 static int echo_hello(struct fuzz_src *f, int fd, uint32_t channel)
 {
-	struct proto_hello hm = { .magic = PROTO_MAGIC, .version = PROTO_VERSION, .channel = channel };
+	struct proto_hello hm = { .magic = PROTO_MAGIC,
+				  .version = PROTO_VERSION,
+				  .channel = channel };
 	uint8_t buf[PROTO_HELLO_SIZE];
 
 	memcpy(hm.secret, f->secret, sizeof(hm.secret));
@@ -241,7 +244,7 @@ static void params(struct fuzz_src *f, struct mig_params *p)
 		p->postcopy_after_rounds = 1 + opt[1] % 3;
 	p->reconnect_ns = opt[0] & OPT_NO_RECON ? 0 : RECONNECT_NS;
 	p->downtime_limit_ns = opt[0] & OPT_NO_CONV ? 1 : 300 * NSEC_PER_MSEC;
-	p->timeout_ns = opt[0] & OPT_NO_CONV ? 20 * NSEC_PER_MSEC : 0;
+	p->timeout_ns = opt[0] & OPT_NO_CONV ? 5 * NSEC_PER_MSEC : 0;
 }
 
 /* After the done callback: the VM is where the outcome says it must be. */

@@ -92,6 +92,37 @@ for mode in refuse:4294967295 refuse:2147483648 refuse:0 error:4294967295 badhel
 	wait "$fp" 2>/dev/null
 done
 
+# --- a second source while a migration runs is told the destination is busy ------
+PORT=$((PORT + 1))
+start_bg b_dst incoming $TLS_DST --listen 127.0.0.1:$PORT --control "$T/b.d.sock"
+start_bg b_src run --mem 256M --guest dirtier:wss=64M,fill=1 --control "$T/b.s.sock"
+start_bg b2_src run --mem 64M --guest idle --control "$T/b2.s.sock"
+wait_sock "$T/b.s.sock"
+wait_sock "$T/b2.s.sock"
+"$HM" migrate $TLS_SRC --control "$T/b.s.sock" --to 127.0.0.1:$PORT --bandwidth 10M --timeout 60 \
+	>/dev/null 2>"$T/b.err" &
+mp=$!
+i=0
+until grep -q '"migration":"precopy"' "$T/b.st" 2>/dev/null || [ $i -ge 100 ]; do
+	"$HM" status --control "$T/b.s.sock" --json >"$T/b.st" 2>/dev/null
+	sleep 0.1
+	i=$((i + 1))
+done
+"$HM" migrate $TLS_SRC --control "$T/b2.s.sock" --to 127.0.0.1:$PORT >/dev/null 2>"$T/b2.err"
+check "second source: migrate exits 1" [ $? -eq 1 ]
+check "second source: told the destination is busy ($(cat "$T/b2.err"))" grep -q "busy" "$T/b2.err"
+check "second source: its VM runs on" [ "$("$HM" status --control "$T/b2.s.sock" --json | json_get state)" = running ]
+wait "$mp"
+check "the first migration completes" [ $? -eq 0 ]
+wait_sock "$T/b.d.sock"
+check "verify ok on the destination" \
+	[ "$("$HM" verify --control "$T/b.d.sock" --json | json_get verify)" = ok ]
+"$HM" migrate $TLS_SRC --control "$T/b2.s.sock" --to 127.0.0.1:$PORT >/dev/null 2>"$T/b3.err"
+check "with the VM running there, a source is still told busy" grep -q "busy" "$T/b3.err"
+"$HM" stop --control "$T/b.d.sock" >/dev/null
+"$HM" stop --control "$T/b2.s.sock" >/dev/null
+wait "$PID_b_src" "$PID_b_dst" "$PID_b2_src"
+
 # --- plain TCP is an explicit choice and works ------------------------------------
 PORT=$((PORT + 1))
 start_bg p_dst incoming --insecure --listen "[::1]:$PORT" --control "$T/p.d.sock"
