@@ -126,6 +126,8 @@ static int handover(struct mig *m, uint32_t flags, uint64_t t_pause, uint64_t ag
 	struct proto_hdr h;
 	int err = send_state(m, flags);
 
+	hm_dbg("switch: state sent at %llu us", (unsigned long long)(hm_now_ns() - t_pause) / 1000);
+
 	if (!err && (flags & PROTO_SWITCH_POSTCOPY))
 		err = mig_postcopy_serve(m); /* its VMM threads may fault before the vCPUs run */
 	if (!err)
@@ -136,6 +138,9 @@ static int handover(struct mig *m, uint32_t flags, uint64_t t_pause, uint64_t ag
 		err = fence(m);
 	if (err)
 		return err; /* not fenced: the destination never runs it */
+	hm_dbg("switch: READY (restore %llu us) and fenced at %llu us",
+	       (unsigned long long)r.restore_ns / 1000,
+	       (unsigned long long)(hm_now_ns() - t_pause) / 1000);
 	mig_set_phase(m, "switch-over");
 	inject_at("src-fenced");
 	err = go(m, t_pause, age);
@@ -201,7 +206,11 @@ int mig_switch_postcopy(struct mig *m)
 	m->s.remaining = bitmap_count(&m->todo);
 	/* what the destination is owed, kept to resume after a broken link */
 	bitmap_copy(&m->owed, &m->todo);
+	hm_dbg("switch: paused and collected at %llu us",
+	       (unsigned long long)(hm_now_ns() - t_pause) / 1000);
 	err = net_send_pagemap(&m->link.bulk, &m->todo);
+	hm_dbg("switch: page map sent at %llu us",
+	       (unsigned long long)(hm_now_ns() - t_pause) / 1000);
 	if (err)
 		return mig_fail(m, err, "%s", link_strerror(err, "destination"));
 	pthread_mutex_lock(&m->lock);
