@@ -301,11 +301,15 @@ static int ready(struct dest *d, uint32_t flags, uint64_t state_at)
 		err = dest_postcopy_arm(d);
 	if (!err)
 		err = restore(d, t0 - state_at);
+	if (!err && __atomic_load_n(&d->poisoned, __ATOMIC_ACQUIRE))
+		err = dest_fail(d, -EPIPE, "the link to the source broke while the state loaded");
 	if (err)
 		return err;
 	r.restore_ns = hm_now_ns() - t0;
 	proto_ready_encode(buf, &r);
-	d->phase = PROTO_DST_WAIT_GO;
+	__atomic_store_n(&d->phase, PROTO_DST_WAIT_GO, __ATOMIC_RELEASE);
+	if (__atomic_load_n(&d->poisoned, __ATOMIC_ACQUIRE))
+		return dest_fail(d, -EPIPE, "the link to the source broke while the state loaded");
 	if (inject_at("dst-ready") == INJECT_SKIP) {
 		cut(d); /* READY lost with the link */
 		return 0;
@@ -324,12 +328,16 @@ static int run(struct dest *d, uint64_t t_switch)
 	struct proto_started st = { 0 };
 	uint8_t buf[PROTO_STARTED_SIZE];
 	struct iovec v = { buf, sizeof(buf) };
-	int err = vm_start(d->vm);
+	int err;
 
+	/* pages were zero-filled to free a blocked thread: this copy must never run */
+	if (__atomic_load_n(&d->poisoned, __ATOMIC_ACQUIRE))
+		return dest_fail(d, -ECANCELED, "the VM's pages were lost here; it does not run");
+	err = vm_start(d->vm);
 	if (err)
 		return dest_fail(d, err, "cannot start the VM");
 	d->run_ns = hm_now_ns();
-	d->phase = PROTO_DST_RUNNING;
+	__atomic_store_n(&d->phase, PROTO_DST_RUNNING, __ATOMIC_RELEASE);
 	st.switch_to_run_ns = d->run_ns - t_switch;
 	d->st.switch_to_run_ns = st.switch_to_run_ns;
 	proto_started_encode(buf, &st);
@@ -495,7 +503,7 @@ static int move(struct dest *d)
 	bool resume;
 	int err;
 
-	d->phase = PROTO_DST_RECEIVING;
+	__atomic_store_n(&d->phase, PROTO_DST_RECEIVING, __ATOMIC_RELEASE);
 	err = link_accept(&d->link, d->p.listen_fd, d->p.stop_fd, d->p.wait_ms, false, &resume,
 			  d->why, sizeof(d->why));
 	if (!err)
@@ -645,6 +653,9 @@ void dest_free(struct dest *d)
 	if (!d)
 		return;
 	__atomic_store_n(&d->stopping, true, __ATOMIC_RELEASE);
+	/* a guest that never ran here may have a thread waiting on a page: free it */
+	if (!d->running)
+		dest_postcopy_unblock(d);
 	/* a post-copy still receiving must not hold the exit up */
 	pthread_mutex_lock(&d->ulock);
 	if (d->link.bulk.fd >= 0)

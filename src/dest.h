@@ -60,7 +60,7 @@ struct dest {
 	struct vm *vm; /* built here; handed to the caller once it runs */
 	struct guest_spec spec;
 	struct dest_stats st;
-	uint32_t phase;	 /* enum proto_dst_phase */
+	uint32_t phase;	 /* enum proto_dst_phase; read by other threads (atomic) */
 	uint64_t run_ns; /* when the vCPUs started */
 	bool refused;	 /* a REFUSE went out: no ERROR after it */
 	bool running;	 /* the guest runs here: d->vm belongs to the caller */
@@ -76,6 +76,7 @@ struct dest {
 	pthread_mutex_t ulock;	  /* one writer on the urgent connection; held to swap it */
 	int urgent_err;		  /* atomic: why the urgent thread ended, 0 while it runs */
 	bool stopping;		  /* atomic: dest_free is waiting for the thread */
+	bool poisoned;		  /* atomic: pages were zero-filled to unblock; never run this VM */
 	pthread_mutex_t why_lock; /* d->why is written by the session and urgent threads */
 	/* while a session runs, other sources are turned away as busy */
 	pthread_t doorman;

@@ -111,6 +111,9 @@ static void *urgent_thread(void *arg)
 		if (err) {
 			/* the session thread must not wait for answers that cannot come */
 			__atomic_store_n(&d->urgent_err, err, __ATOMIC_RELEASE);
+			/* before READY the guest can never run here: free what restore waits on */
+			if (__atomic_load_n(&d->phase, __ATOMIC_ACQUIRE) == PROTO_DST_RECEIVING)
+				dest_postcopy_unblock(d);
 			break;
 		}
 	}
@@ -303,6 +306,19 @@ int dest_postcopy_run(struct dest *d)
 	}
 	dest_postcopy_exit(d);
 	return 0;
+}
+
+void dest_postcopy_unblock(struct dest *d)
+{
+	if (!d->postcopy || __atomic_load_n(&d->phase, __ATOMIC_ACQUIRE) == PROTO_DST_RUNNING)
+		return;
+	__atomic_store_n(&d->poisoned, true, __ATOMIC_RELEASE);
+	/* new faults are zero-filled by the fault thread, waiting ones here */
+	bitmap_zero(&d->needed);
+	for (uint64_t g = bitmap_find_next(&d->fault.requested, 0); g < d->fault.requested.nbits;
+	     g = bitmap_find_next(&d->fault.requested, g + 1))
+		if (!bitmap_test(&d->fault.received, g) && fault_place(&d->fault, g, NULL))
+			hm_dbg("could not zero-fill page %llu", (unsigned long long)g);
 }
 
 void dest_postcopy_missing(struct dest *d, char *buf, size_t len)

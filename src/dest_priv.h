@@ -35,6 +35,14 @@ int dest_postcopy_run(struct dest *d) __must_check;
 /* On a resumed session: our map of held pages, ACCEPT, urgent thread, requests again. */
 int dest_postcopy_resume(struct dest *d) __must_check;
 void dest_postcopy_stop_urgent(struct dest *d);
+/*
+ * The guest never ran here and the pages it waits for will not come (the
+ * link broke before READY, or the destination shuts down): zero-fill every
+ * fault so that no thread stays blocked in the kernel on a missing page
+ * (restoring the state reads guest memory through KVM, and can fault).
+ * Marks the VM poisoned: it must never run, READY is never sent.
+ */
+void dest_postcopy_unblock(struct dest *d);
 /* The first runs of pages still missing, as "0x10-0x1f, 0x40" (empty when none). */
 void dest_postcopy_missing(struct dest *d, char *buf, size_t len);
 /* Free what post-copy built (idempotent). */
