@@ -277,8 +277,7 @@ static int receive(struct dest *d, uint32_t *switch_flags, uint64_t *state_at)
 	}
 }
 
-/* Injected link failure: the connections break under both sides. */
-static void cut(struct dest *d)
+void dest_cut(struct dest *d)
 {
 	pthread_mutex_lock(&d->ulock);
 	if (d->link.bulk.fd >= 0)
@@ -311,7 +310,7 @@ static int ready(struct dest *d, uint32_t flags, uint64_t state_at)
 	if (__atomic_load_n(&d->poisoned, __ATOMIC_ACQUIRE))
 		return dest_fail(d, -EPIPE, "the link to the source broke while the state loaded");
 	if (inject_at("dst-ready") == INJECT_SKIP) {
-		cut(d); /* READY lost with the link */
+		dest_cut(d); /* READY lost with the link */
 		return 0;
 	}
 	err = net_send(&d->link.bulk, PROTO_READY, 0, &v, 1);
@@ -342,7 +341,7 @@ static int run(struct dest *d, uint64_t t_switch)
 	d->st.switch_to_run_ns = st.switch_to_run_ns;
 	proto_started_encode(buf, &st);
 	if (inject_at("dst-started") == INJECT_SKIP) {
-		cut(d); /* STARTED lost with the link */
+		dest_cut(d); /* STARTED lost with the link */
 		return 0;
 	}
 	/* lost: the source reconnects and asks (STATUS) */
@@ -360,7 +359,7 @@ static int wait_go(struct dest *d, uint64_t t_switch)
 	for (;;) {
 		err = dest_recv(d, &h);
 		if (!err && h.type == PROTO_GO && inject_at("dst-go") == INJECT_CUT) {
-			cut(d); /* GO lost with the link */
+			dest_cut(d); /* GO lost with the link */
 			err = dest_fail(d, -EPIPE, "injected: GO lost");
 		}
 		if (!err && h.type == PROTO_GO)
@@ -657,12 +656,7 @@ void dest_free(struct dest *d)
 	if (!d->running)
 		dest_postcopy_unblock(d);
 	/* a post-copy still receiving must not hold the exit up */
-	pthread_mutex_lock(&d->ulock);
-	if (d->link.bulk.fd >= 0)
-		shutdown(d->link.bulk.fd, SHUT_RDWR);
-	if (d->link.urgent.fd >= 0)
-		shutdown(d->link.urgent.fd, SHUT_RDWR);
-	pthread_mutex_unlock(&d->ulock);
+	dest_cut(d);
 	if (d->thread_started)
 		pthread_join(d->thread, NULL);
 	doorman_stop(d);

@@ -287,12 +287,8 @@ int dest_postcopy_run(struct dest *d)
 		} else if (!err) {
 			err = place_batch(d, d->rx, (size_t)h.len, d->scratch, sizeof(d->scratch));
 		}
-		if (!err && inject_at("dst-postcopy") == INJECT_CUT) {
-			pthread_mutex_lock(&d->ulock);
-			shutdown(d->link.bulk.fd, SHUT_RDWR);
-			shutdown(d->link.urgent.fd, SHUT_RDWR);
-			pthread_mutex_unlock(&d->ulock);
-		}
+		if (!err && inject_at("dst-postcopy") == INJECT_CUT)
+			dest_cut(d);
 		if (err)
 			break;
 	}

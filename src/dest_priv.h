@@ -16,6 +16,11 @@
 
 /* Record the first failure's reason; returns @err (or -EIO). */
 int dest_fail(struct dest *d, int err, const char *fmt, ...) __printf(3, 4);
+/*
+ * Break both connections under both sides (shutdown, under ulock): a thread
+ * blocked on them returns. For shutdown and for injected link failures.
+ */
+void dest_cut(struct dest *d);
 /* Read one bulk frame; the source's ERROR becomes -ECANCELED with its reason. */
 int dest_recv(struct dest *d, struct proto_hdr *h) __must_check;
 /*

@@ -227,7 +227,7 @@ static void rollback(struct mig *m, int err)
 	pthread_mutex_unlock(&m->lock);
 }
 
-static int open_link(struct mig *m, bool resume)
+int mig_open_link(struct mig *m, bool resume)
 {
 	char why[256];
 	int err = link_connect(&m->link, m->p.to, resume, why, sizeof(why));
@@ -237,7 +237,8 @@ static int open_link(struct mig *m, bool resume)
 	m->link.bulk.timeout_ms = MIG_IO_TIMEOUT_MS;
 	m->link.bulk.rate = m->p.bandwidth;
 	m->link.urgent.timeout_ms = MIG_IO_TIMEOUT_MS;
-	m->s.rtt_ns = m->link.rtt_ns;
+	if (!resume)
+		m->s.rtt_ns = m->link.rtt_ns;
 	return 0;
 }
 
@@ -248,7 +249,7 @@ static int move(struct mig *m)
 	int err;
 
 	mig_set_phase(m, "connecting");
-	err = open_link(m, false);
+	err = mig_open_link(m, false);
 	if (!err) {
 		mig_set_phase(m, "checks");
 		err = checks(m);

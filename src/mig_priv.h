@@ -71,6 +71,8 @@ void mig_set_phase(struct mig *m, const char *phase);
 int mig_fail(struct mig *m, int err, const char *fmt, ...) __printf(3, 4);
 /* Read one frame of @type (0: any) on the bulk channel; ERROR/REFUSE become failures. */
 int mig_expect(struct mig *m, uint32_t type, struct proto_hdr *h) __must_check;
+/* Connect both channels to p.to (@resume: a known session) with the session's limits. */
+int mig_open_link(struct mig *m, bool resume) __must_check;
 /* Queue every page the host has backed into m->todo. */
 int mig_queue_resident(struct mig *m) __must_check;
 /* Send one batch of @n pages on the bulk channel (zero pages as flags, lz4 when it pays). */

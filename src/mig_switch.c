@@ -225,15 +225,11 @@ static int resume_once(struct mig *m)
 	struct proto_status st;
 	const char *why = "";
 	struct proto_hdr h;
-	char reason[256];
 	int err;
 
-	err = link_connect(&m->link, m->p.to, true, reason, sizeof(reason));
+	err = mig_open_link(m, true);
 	if (err)
-		return mig_fail(m, err, "%s", reason);
-	m->link.bulk.timeout_ms = MIG_IO_TIMEOUT_MS;
-	m->link.bulk.rate = m->p.bandwidth;
-	m->link.urgent.timeout_ms = MIG_IO_TIMEOUT_MS;
+		return err;
 	err = mig_expect(m, PROTO_STATUS, &h);
 	if (!err && proto_status_decode(m->rx, h.len, &st, &why))
 		err = mig_fail(m, -EPROTO, "destination: %s", why);
