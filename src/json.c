@@ -153,6 +153,25 @@ void json_dbl(struct json_out *j, const char *key, double val, int prec)
 	puts_(j, b);
 }
 
+void json_num(struct json_out *j, const char *key, double val)
+{
+	char b[40];
+
+	member(j, key);
+	if (!isfinite(val)) {
+		puts_(j, "null");
+		return;
+	}
+	snprintf(b, sizeof(b), "%.17g", val);
+	puts_(j, b);
+}
+
+void json_raw(struct json_out *j, const char *key, const char *raw)
+{
+	member(j, key);
+	puts_(j, raw);
+}
+
 void json_bool(struct json_out *j, const char *key, bool val)
 {
 	member(j, key);
@@ -317,6 +336,51 @@ static int array(struct cursor *c, struct json_field *f)
 	return 0;
 }
 
+/*
+ * A nested object or array (of objects): skipped with brackets matched,
+ * its first characters kept; readers that need it parse the raw line.
+ */
+static int nested(struct cursor *c, struct json_field *f)
+{
+	const char *start = c->p;
+	unsigned int depth = 0;
+	bool in_str = false;
+
+	c->why = NULL;
+	for (; c->p < c->end; c->p++) {
+		char ch = *c->p;
+
+		if (!ch)
+			return fail(c, "NUL in a nested value");
+		if (in_str) {
+			if (ch == '\\' && c->p + 1 < c->end)
+				c->p++;
+			else if (ch == '"')
+				in_str = false;
+			continue;
+		}
+		if (ch == '"') {
+			in_str = true;
+		} else if (ch == '{' || ch == '[') {
+			if (++depth > 16)
+				return fail(c, "nested too deep");
+		} else if (ch == '}' || ch == ']') {
+			if (!--depth) {
+				size_t n = (size_t)(c->p + 1 - start);
+
+				c->p++;
+				if (n >= sizeof(f->str))
+					n = sizeof(f->str) - 1;
+				memcpy(f->str, start, n);
+				f->str[n] = 0;
+				f->type = JSON_NESTED;
+				return 0;
+			}
+		}
+	}
+	return fail(c, "unterminated nested value");
+}
+
 static int value(struct cursor *c, struct json_field *f)
 {
 	skip_ws(c);
@@ -327,9 +391,17 @@ static int value(struct cursor *c, struct json_field *f)
 		f->type = JSON_STRING;
 		return string(c, f->str, sizeof(f->str));
 	case '{':
-		return fail(c, "nested objects are not accepted");
-	case '[':
-		return array(c, f);
+		return nested(c, f);
+	case '[': {
+		const char *start = c->p;
+
+		if (!array(c, f))
+			return 0;
+		if (strcmp(c->why, "arrays may hold only numbers"))
+			return -EINVAL;
+		c->p = start; /* an array of objects or strings */
+		return nested(c, f);
+	}
 	case 't':
 		f->type = JSON_BOOL;
 		f->b = true;

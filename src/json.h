@@ -35,6 +35,10 @@ void json_u64(struct json_out *j, const char *key, uint64_t val);
 void json_i64(struct json_out *j, const char *key, int64_t val);
 /* Doubles with @prec digits after the point; NaN and infinities become null. */
 void json_dbl(struct json_out *j, const char *key, double val, int prec);
+/* A double that reads back exactly (%.17g): recordings replayed bit for bit. */
+void json_num(struct json_out *j, const char *key, double val);
+/* Append @raw (already JSON) as the value of @key. */
+void json_raw(struct json_out *j, const char *key, const char *raw);
 void json_bool(struct json_out *j, const char *key, bool val);
 void json_null(struct json_out *j, const char *key);
 /* The finished text, or NULL when it overflowed or nesting is unbalanced. */
@@ -45,11 +49,12 @@ enum json_type {
 	JSON_NUMBER,
 	JSON_BOOL,
 	JSON_NULL,
-	JSON_ARRAY, /* flat array of scalars, raw text kept in str */
+	JSON_ARRAY,  /* flat array of scalars, raw text kept in str */
+	JSON_NESTED, /* object, or array of non-numbers: skipped, its start kept in str */
 };
 
 #define JSON_KEY_MAX 32
-#define JSON_STR_MAX 256
+#define JSON_STR_MAX 640
 
 struct json_field {
 	char key[JSON_KEY_MAX];

@@ -198,7 +198,7 @@ void mig_report_from_json(struct mig_stats *s, const struct json_field *f, size_
 	x = json_find(f, n, "error");
 	if (x && x->type == JSON_STRING) {
 		s->err = -EIO;
-		snprintf(s->error, sizeof(s->error), "%s", x->str);
+		snprintf(s->error, sizeof(s->error), "%.*s", (int)sizeof(s->error) - 1, x->str);
 	}
 }
 
