@@ -132,6 +132,7 @@ if [ "$REBUILD" = 1 ] || [ ! -s "$TAR" ]; then
 			die "cannot install debootstrap"
 	fi
 	B=$(mktemp -d "${TMPDIR:-/var/tmp}/hybridmig-debootstrap.XXXXXX") || die "mktemp failed"
+	chmod 0755 "$B"
 	echo "fresh-machine: debootstrap --variant=minbase bookworm ($MIRROR)"
 	t0=$(date +%s)
 	# in a private mount namespace: the /proc and /sys debootstrap mounts in
@@ -152,6 +153,9 @@ R=$SCRATCH/root
 mkdir "$R"
 echo "fresh-machine: extracting $TAR into $R"
 tar -C "$R" --numeric-owner -xpf "$TAR" || die "cannot extract $TAR"
+# a root directory is 0755 on a real machine; mktemp -d made debootstrap's 0700,
+# and tar kept it: then no other uid could reach /tmp (test_control's uid 65534)
+chmod 0755 "$R"
 
 cat /etc/resolv.conf >"$R/etc/resolv.conf" 2>/dev/null || true
 # apt settings: the host files that say how to reach the mirror (proxy,
