@@ -13,6 +13,7 @@
 #include <string.h>
 #include "src/cmd.h"
 #include "src/log.h"
+#include "src/version.h"
 
 static void print_main_help(void)
 {
@@ -31,6 +32,8 @@ static void print_main_help(void)
 	       "  incoming  wait for a migrated VM, receive it and run it\n"
 	       "  migrate   move a running VM, live, to an 'incoming' hybridmig\n\n"
 	       "'hybridmig COMMAND --help' describes each command's options.\n"
+	       "'hybridmig --version' (or -V, or version) prints the version and what it was "
+	       "built with.\n"
 	       "Exit status: 0 ok, 1 failure, 2 bad usage, 3 verify found bad pages.\n");
 }
 
@@ -51,6 +54,10 @@ int main(int argc, char **argv)
 	}
 	if (!strcmp(cmd, "--help") || !strcmp(cmd, "-h") || !strcmp(cmd, "help")) {
 		print_main_help();
+		return 0;
+	}
+	if (!strcmp(cmd, "--version") || !strcmp(cmd, "-V") || !strcmp(cmd, "version")) {
+		printf("hybridmig %s\n%s\n", hm_version(), hm_version_build());
 		return 0;
 	}
 	if (!strcmp(cmd, "run"))
