@@ -2,7 +2,7 @@
 /*
  * The command-line commands, one file each: cmd_run.c (run, and the VM's
  * event loop that incoming reuses once a VM has arrived), cmd_incoming.c,
- * cmd_migrate.c, cmd_client.c (status, verify, pause, resume, stop, abort,
+ * cmd_migrate.c, cmd_trace.c, cmd_client.c (status, verify, pause, resume, stop, abort,
  * switch-postcopy). main.c dispatches. Each command returns the process's
  * exit status: 0 success, 1 failure, 2 bad usage, 3 verify found bad pages.
  */
@@ -12,6 +12,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include "src/devwin.h"
+#include "src/dirty.h"
 #include "src/guest.h"
 #include "src/util.h"
 
@@ -31,6 +32,7 @@ struct run_opts {
 	const char *control;
 	uint64_t seconds;
 	bool json;
+	enum dirty_mode dirty; /* --dirty-tracking: which KVM mechanism the VM tracks pages with */
 };
 
 /* A VM served on an event loop: run's, and incoming's once the VM runs here. */
@@ -58,6 +60,10 @@ int cmd_run(int argc, char **argv);
 int cmd_incoming(int argc, char **argv);
 int cmd_migrate(int argc, char **argv);
 int cmd_client(const char *cmd, int argc, char **argv);
+int cmd_policy(int argc, char **argv);
+int cmd_policy_explain(int argc, char **argv);
+void cmd_policy_usage(void);
+int cmd_trace(int argc, char **argv);
 
 /* The loop of a VM (rc->vm set): control socket, signals, timers. 0 or -errno. */
 int cmd_run_setup(struct run_ctx *rc) __must_check;

@@ -51,7 +51,8 @@ static void incoming_usage(void)
 	printf(
 	    "usage: hybridmig incoming --listen ADDR:PORT (--tls-dir DIR [--tls-peer NAME] |\n"
 	    "                          --insecure) [--control PATH] [--max-mem SIZE]\n"
-	    "                          [--wait S] [--reconnect-timeout S] [--json] [-v]\n\n"
+	    "                          [--wait S] [--reconnect-timeout S]\n"
+	    "                          [--dirty-tracking MODE] [--json] [-v]\n\n"
 	    "Waits for one VM migrated by 'hybridmig migrate', receives it, runs it and serves\n"
 	    "its control socket (the same commands as 'run'). Exits when the VM stops.\n"
 	    "Connections without valid credentials are refused and the wait goes on.\n\n"
@@ -67,6 +68,9 @@ static void incoming_usage(void)
 	    "  --reconnect-timeout S  after the switch-over began, wait S seconds (default 60)\n"
 	    "                      for a broken link to come back; a guest that never ran\n"
 	    "                      here is then dropped (the source keeps it)\n"
+	    "  --dirty-tracking MODE  dirty tracking of the VM once here (it may migrate on):\n"
+	    "                      ring, log or auto (default: KVM's dirty ring where offered;\n"
+	    "                      env HYBRIDMIG_DIRTY_TRACKING)\n"
 	    "  --json              print the final summary as one JSON object\n");
 }
 
@@ -151,17 +155,22 @@ static int parse_incoming(int argc, char **argv, struct incoming_ctx *ic)
 		{ "insecure", no_argument, NULL, 'I' },
 		{ "wait", required_argument, NULL, 'W' },
 		{ "reconnect-timeout", required_argument, NULL, 'R' },
+		{ "dirty-tracking", required_argument, NULL, 'd' },
 		{ "json", no_argument, NULL, 'j' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
+	const char *dt = getenv("HYBRIDMIG_DIRTY_TRACKING");
 	struct sysinfo si;
 	uint64_t wait_s;
 	int c;
 
 	ic->dp.max_mem = sysinfo(&si) ? HM_MAX_RAM : (uint64_t)si.totalram * si.mem_unit;
 	ic->dp.wait_ms = -1;
+	if (dt && dirty_mode_parse(dt, &ic->dp.dirty))
+		return cmd_usage_error("incoming",
+				       "bad HYBRIDMIG_DIRTY_TRACKING '%s' (ring, log or auto)", dt);
 	while ((c = getopt_long(argc, argv, "+v", opts, NULL)) != -1) {
 		switch (c) {
 		case 'l':
@@ -195,6 +204,12 @@ static int parse_incoming(int argc, char **argv, struct incoming_ctx *ic)
 						       "bad --reconnect-timeout '%s' (1 to 3600 s)",
 						       optarg);
 			ic->dp.reconnect_ms = (int)wait_s * 1000;
+			break;
+		case 'd':
+			if (dirty_mode_parse(optarg, &ic->dp.dirty))
+				return cmd_usage_error(
+				    "incoming", "bad --dirty-tracking '%s' (ring, log or auto)",
+				    optarg);
 			break;
 		case 'j':
 			ic->rc.o.json = true;
@@ -231,6 +246,12 @@ static int incoming_prepare(struct incoming_ctx *ic)
 	static const int sigs[2] = { SIGINT, SIGTERM };
 	char why[512];
 
+	if (ic->dp.dirty == DIRTY_RING && !dirty_ring_offered(NULL)) {
+		snprintf(why, sizeof(why),
+			 "--dirty-tracking ring: KVM does not offer the dirty ring here "
+			 "(KVM_CAP_DIRTY_LOG_RING), or /dev/kvm is not usable; use log or auto");
+		goto out_err;
+	}
 	if (ic->tls_dir) {
 		ic->tls = tls_ctx_new(ic->tls_dir, true, ic->tls_peer, why, sizeof(why));
 		if (!ic->tls)

@@ -31,6 +31,7 @@
 #include "src/vm.h"
 #include "src/vmctl.h"
 #include "src/cmd.h"
+#include "src/policy_record.h"
 
 struct migrate_opts {
 	const char *control;
@@ -43,6 +44,8 @@ struct migrate_opts {
 	uint64_t reconnect_s;
 	const char *tls_dir;
 	const char *tls_peer;
+	const char *policy;
+	const char *record;
 	bool insecure;
 	bool resume;
 	bool json;
@@ -57,20 +60,28 @@ static void migrate_usage(void)
 	    "                         (--tls-dir DIR [--tls-peer NAME] | --insecure)\n"
 	    "                         [--bandwidth RATE] [--downtime-limit MS] [--timeout S]\n"
 	    "                         [--postcopy-after-rounds N] [--reconnect-timeout S]\n"
-	    "                         [--json]\n"
+	    "                         [--policy FILE] [--record FILE] [--json]\n"
 	    "       hybridmig migrate --resume --control PATH [--to ADDR:PORT] [--json]\n\n"
 	    "Moves the running VM behind the control socket PATH, live, to a destination\n"
 	    "started with 'hybridmig incoming --listen ADDR:PORT'. Until the switch-over the\n"
 	    "VM keeps running here and any failure leaves it running here; after it, this\n"
 	    "side keeps every page until the destination holds them all.\n\n"
-	    "  --mode MODE          precopy (default): rounds of dirty pages, then stop-and-copy\n"
+	    "  --mode MODE          auto (default): the policy measures the guest and the link\n"
+	    "                       and chooses pre-copy, post-copy or hybrid, and when to\n"
+	    "                       switch; each decision and its reason is logged and reported\n"
+	    "                       precopy: rounds of dirty pages, then stop-and-copy\n"
 	    "                       postcopy: move the VM at once; pages follow on demand and\n"
 	    "                       from a background pusher\n"
-	    "                       hybrid: pre-copy rounds while they pay, then post-copy\n"
+	    "                       hybrid: pre-copy rounds, then post-copy (the policy picks\n"
+	    "                       the switch point unless --postcopy-after-rounds)\n"
 	    "  --bandwidth RATE     cap, e.g. 1gbit, 500mbit, 100M (bytes/s); default unlimited\n"
-	    "  --downtime-limit MS  stop-and-copy once the rest fits in MS (default 300)\n"
+	    "  --downtime-limit MS  the longest pause allowed (default 300, or max_downtime_ms)\n"
 	    "  --timeout S          precopy: give up after S seconds (default: never);\n"
-	    "                       hybrid: switch to post-copy after S seconds\n"
+	    "                       auto, hybrid: the total-time limit (max_total_s): switch\n"
+	    "                       to post-copy when reached\n"
+	    "  --policy FILE        the policy's limits, key = value (README lists the keys)\n"
+	    "  --record FILE        write what the policy saw and decided (JSON lines), for\n"
+	    "                       'hybridmig policy simulate'\n"
 	    "  --postcopy-after-rounds N  hybrid: switch after N pre-copy rounds\n"
 	    "  --reconnect-timeout S  after the switch-over, keep reconnecting a broken link for\n"
 	    "                       S seconds (default 30); the VM waits on both sides\n"
@@ -93,33 +104,16 @@ static const char *abs_path(const char *p, char *buf, size_t len)
 	return buf;
 }
 
-/* "1gbit", "500mbit" (bits/s) or a byte size per second ("100M"). */
-static int parse_rate(const char *s, uint64_t *out)
+/* A file to create: absolute, from the directory it goes in. */
+static const char *abs_out_path(const char *p, char *buf, size_t len)
 {
-	size_t n = strlen(s);
-	uint64_t v;
+	char cwd[PATH_MAX];
 
-	if (n > 4 && !strcasecmp(s + n - 4, "gbit") && n < 32) {
-		char num[32];
-
-		memcpy(num, s, n - 4);
-		num[n - 4] = 0;
-		if (parse_count(num, &v) || v > 1000)
-			return -EINVAL;
-		*out = v * 1000000000ULL / 8;
-		return 0;
-	}
-	if (n > 4 && !strcasecmp(s + n - 4, "mbit") && n < 32) {
-		char num[32];
-
-		memcpy(num, s, n - 4);
-		num[n - 4] = 0;
-		if (parse_count(num, &v) || v > 1000000)
-			return -EINVAL;
-		*out = v * 1000000ULL / 8;
-		return 0;
-	}
-	return parse_size(s, out);
+	if (p[0] == '/' || !getcwd(cwd, sizeof(cwd)))
+		return p;
+	if ((size_t)snprintf(buf, len, "%s/%s", cwd, p) >= len)
+		return p;
+	return buf;
 }
 
 static int parse_migrate(int argc, char **argv, struct migrate_opts *o)
@@ -136,6 +130,8 @@ static int parse_migrate(int argc, char **argv, struct migrate_opts *o)
 		{ "tls-dir", required_argument, NULL, 'D' },
 		{ "tls-peer", required_argument, NULL, 'N' },
 		{ "insecure", no_argument, NULL, 'I' },
+		{ "policy", required_argument, NULL, 'p' },
+		{ "record", required_argument, NULL, 'r' },
 		{ "resume", no_argument, NULL, 'U' },
 		{ "json", no_argument, NULL, 'j' },
 		{ "help", no_argument, NULL, 'h' },
@@ -198,6 +194,12 @@ static int parse_migrate(int argc, char **argv, struct migrate_opts *o)
 		case 'I':
 			o->insecure = true;
 			break;
+		case 'p':
+			o->policy = optarg;
+			break;
+		case 'r':
+			o->record = optarg;
+			break;
 		case 'U':
 			o->resume = true;
 			break;
@@ -227,9 +229,18 @@ static int parse_migrate(int argc, char **argv, struct migrate_opts *o)
 		    "migrate", "%s",
 		    "the migration link must be secured: give --tls-dir DIR (see "
 		    "tools/mkcerts.sh), or --insecure for plain TCP");
-	if (strcmp(o->mode, "precopy") && strcmp(o->mode, "postcopy") && strcmp(o->mode, "hybrid"))
-		return cmd_usage_error("migrate", "unknown --mode '%s' (precopy, postcopy, hybrid)",
-				       o->mode);
+	if (strcmp(o->mode, "precopy") && strcmp(o->mode, "postcopy") &&
+	    strcmp(o->mode, "hybrid") && strcmp(o->mode, "auto"))
+		return cmd_usage_error(
+		    "migrate", "unknown --mode '%s' (auto, precopy, postcopy, hybrid)", o->mode);
+	if (o->policy) {
+		struct policy_limits l;
+		char why[320];
+
+		policy_limits_default(&l);
+		if (policy_file_load(o->policy, &l, why, sizeof(why)))
+			return cmd_usage_error("migrate", "%s", why);
+	}
 	return 0;
 }
 
@@ -254,7 +265,7 @@ static void migrate_progress(struct migrate_opts *o, const struct json_field *f,
 static bool migrate_line(const char *line, void *arg)
 {
 	struct migrate_opts *o = arg;
-	struct json_field f[48];
+	struct json_field f[96];
 	const char *why = NULL;
 	int n = json_parse_flat(line, strlen(line), f, ARRAY_SIZE(f), &why);
 	const struct json_field *ok;
@@ -289,12 +300,12 @@ static bool migrate_line(const char *line, void *arg)
 
 int cmd_migrate(int argc, char **argv)
 {
-	struct migrate_opts o = {
-		.mode = "precopy", .downtime_ms = 300, .reconnect_s = 30, .result = 1
-	};
+	struct migrate_opts o = { .mode = "auto", .reconnect_s = 30, .result = 1 };
 	char req[1024];
 	char why[256];
 	char tlsdir[PATH_MAX];
+	char policy[PATH_MAX];
+	char record[PATH_MAX];
 	struct json_out j;
 	int ret = parse_migrate(argc, argv, &o);
 
@@ -319,9 +330,15 @@ int cmd_migrate(int argc, char **argv)
 		json_str(&j, "tls_dir", abs_path(o.tls_dir, tlsdir, sizeof(tlsdir)));
 	if (o.tls_peer)
 		json_str(&j, "tls_peer", o.tls_peer);
+	if (o.policy)
+		json_str(&j, "policy", abs_path(o.policy, policy, sizeof(policy)));
+	if (o.record)
+		json_str(&j, "record", abs_out_path(o.record, record, sizeof(record)));
 	json_u64(&j, "bandwidth", o.bandwidth);
-	json_u64(&j, "downtime_limit_ms", o.downtime_ms);
-	json_u64(&j, "timeout_s", o.timeout_s);
+	if (o.downtime_ms)
+		json_u64(&j, "downtime_limit_ms", o.downtime_ms);
+	if (o.timeout_s)
+		json_u64(&j, "timeout_s", o.timeout_s);
 	if (o.pc_rounds)
 		json_u64(&j, "postcopy_after_rounds", o.pc_rounds);
 	json_u64(&j, "reconnect_s", o.reconnect_s);

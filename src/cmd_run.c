@@ -37,7 +37,8 @@
 static void print_run_help(void)
 {
 	printf("usage: hybridmig run [--mem SIZE] [--vcpus N] [--guest NAME[:k=v,...]]\n"
-	       "                     [--control PATH] [--seconds N] [--json] [-v]\n\n"
+	       "                     [--control PATH] [--seconds N] [--dirty-tracking MODE]\n"
+	       "                     [--json] [-v]\n\n"
 	       "Starts a VM running a built-in test guest.\n\n"
 	       "  --mem SIZE        guest RAM, e.g. 512M, 4G (default 1G, at most %llu G);\n"
 	       "                    untouched memory costs nothing\n"
@@ -52,6 +53,9 @@ static void print_run_help(void)
 	       "  --control PATH    serve the control socket at PATH (JSON lines; see README)\n"
 	       "  --seconds N       run N seconds, verify, stop and print a summary\n"
 	       "                    (default: run until 'hybridmig stop' or a signal)\n"
+	       "  --dirty-tracking MODE  how migrations see the pages the guest writes: ring\n"
+	       "                    (KVM's dirty ring), log (KVM's dirty log) or auto (default:\n"
+	       "                    the ring where KVM offers it; env HYBRIDMIG_DIRTY_TRACKING)\n"
 	       "  --json            print the summary as one JSON object on stdout\n"
 	       "  -v, --verbose     more messages on stderr (repeat for debug)\n");
 }
@@ -64,15 +68,20 @@ static int parse_run_opts(int argc, char **argv, struct run_opts *o)
 		{ "guest", required_argument, NULL, 'g' },
 		{ "control", required_argument, NULL, 's' },
 		{ "seconds", required_argument, NULL, 't' },
+		{ "dirty-tracking", required_argument, NULL, 'd' },
 		{ "json", no_argument, NULL, 'j' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
+	const char *dt = getenv("HYBRIDMIG_DIRTY_TRACKING");
 	uint64_t v;
 	int c;
 
 	*o = (struct run_opts){ .mem = DEFAULT_MEM, .vcpus = 1, .guest = "dirtier" };
+	if (dt && dirty_mode_parse(dt, &o->dirty))
+		return cmd_usage_error("run",
+				       "bad HYBRIDMIG_DIRTY_TRACKING '%s' (ring, log or auto)", dt);
 	while ((c = getopt_long(argc, argv, "+v", opts, NULL)) != -1) {
 		switch (c) {
 		case 'm':
@@ -98,6 +107,11 @@ static int parse_run_opts(int argc, char **argv, struct run_opts *o)
 			if (parse_count_range(optarg, 1, 1000000, &o->seconds))
 				return cmd_usage_error("run", "bad --seconds '%s' (1 to 1000000)",
 						       optarg);
+			break;
+		case 'd':
+			if (dirty_mode_parse(optarg, &o->dirty))
+				return cmd_usage_error(
+				    "run", "bad --dirty-tracking '%s' (ring, log or auto)", optarg);
 			break;
 		case 'j':
 			o->json = true;
@@ -217,6 +231,7 @@ static int build_vm(struct run_ctx *rc)
 	cfg.io_rate = rc->spec.io_mbps * 1000000;
 	/* for tests and unusual hosts: another KVM device node */
 	cfg.kvm_path = getenv("HYBRIDMIG_KVM_DEVICE");
+	cfg.dirty = rc->o.dirty;
 	if (guest_layout(&rc->spec, cfg.mem_bytes, cfg.nr_vcpus, &cfg.boot, why, sizeof(why)))
 		return cmd_usage_error("run", "%s", why);
 	err = vcpu_signal_setup();

@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <poll.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -130,13 +131,22 @@ static int recv_some(int fd, char *buf, size_t *len, size_t cap, int timeout_ms)
 int ctlclient_stream(const char *path, const char *request, ctlclient_line_fn line, void *arg,
 		     int timeout_ms, char *why, size_t whylen)
 {
-	char buf[16384];
+	/* a final migration report carries its policy decisions: tens of KiB */
+	const size_t cap = 256 * 1024;
+	char *buf = malloc(cap);
 	size_t len = 0;
-	int fd = connect_to(path, timeout_ms, why, whylen);
+	int fd;
 	int err;
 
-	if (fd < 0)
+	if (!buf) {
+		snprintf(why, whylen, "out of memory");
+		return -ENOMEM;
+	}
+	fd = connect_to(path, timeout_ms, why, whylen);
+	if (fd < 0) {
+		free(buf);
 		return fd;
+	}
 	err = send_all(fd, request, strlen(request), timeout_ms);
 	if (!err)
 		err = send_all(fd, "\n", 1, timeout_ms);
@@ -145,7 +155,7 @@ int ctlclient_stream(const char *path, const char *request, ctlclient_line_fn li
 		bool last;
 
 		if (!nl) {
-			err = recv_some(fd, buf, &len, sizeof(buf), timeout_ms);
+			err = recv_some(fd, buf, &len, cap, timeout_ms);
 			continue;
 		}
 		*nl = 0;
@@ -156,6 +166,7 @@ int ctlclient_stream(const char *path, const char *request, ctlclient_line_fn li
 			break;
 	}
 	close(fd);
+	free(buf);
 	if (err)
 		snprintf(why, whylen, "%s: %s", path,
 			 err == -EPIPE ? "the VM closed the connection before the end"

@@ -117,6 +117,7 @@ static int build_vm(struct dest *d, const struct proto_vmdesc *m)
 	cfg.image = d->spec.type->image;
 	cfg.image_size = (size_t)(d->spec.type->image_end - d->spec.type->image);
 	cfg.io_rate = d->spec.io_mbps * 1000000;
+	cfg.dirty = d->p.dirty; /* the ring too, where offered: the VM may migrate on from here */
 	err = vcpu_signal_setup();
 	if (!err)
 		err = vm_new(&cfg, &d->vm, why, sizeof(why));

@@ -17,6 +17,7 @@
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include "src/dirty.h"
 #include "src/guest.h"
 #include "src/link.h"
 #include "src/util.h"
@@ -48,6 +49,7 @@ struct dest_params {
 	struct tls_ctx *tls; /* not owned; NULL = plain TCP */
 	int wait_ms;	     /* wait for a source at most this long, -1 = forever */
 	int reconnect_ms; /* after READY, wait this long for a broken link to return (0 = 60 s) */
+	enum dirty_mode dirty; /* dirty tracking of the VM built here (it may migrate on) */
 };
 
 struct dest {

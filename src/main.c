@@ -30,7 +30,10 @@ static void print_main_help(void)
 	       "  abort     abort a running migration before its switch-over\n"
 	       "  switch-postcopy  switch a running pre-copy to post-copy after this round\n"
 	       "  incoming  wait for a migrated VM, receive it and run it\n"
-	       "  migrate   move a running VM, live, to an 'incoming' hybridmig\n\n"
+	       "  migrate   move a running VM, live, to an 'incoming' hybridmig\n"
+	       "  trace     measure a running VM's dirty rate and working set (eBPF probe)\n"
+	       "  policy    what the migration policy would choose: simulate a recording,\n"
+	       "            explain a running VM, list the policy file's keys\n\n"
 	       "'hybridmig COMMAND --help' describes each command's options.\n"
 	       "'hybridmig --version' (or -V, or version) prints the version and what it was "
 	       "built with.\n"
@@ -66,6 +69,10 @@ int main(int argc, char **argv)
 		return cmd_incoming(argc - 1, argv + 1);
 	if (!strcmp(cmd, "migrate"))
 		return cmd_migrate(argc - 1, argv + 1);
+	if (!strcmp(cmd, "trace"))
+		return cmd_trace(argc - 1, argv + 1);
+	if (!strcmp(cmd, "policy"))
+		return cmd_policy(argc - 1, argv + 1);
 	for (size_t i = 0; i < ARRAY_SIZE(clients); i++)
 		if (!strcmp(cmd, clients[i]))
 			return cmd_client(cmd, argc - 1, argv + 1);

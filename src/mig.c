@@ -24,7 +24,7 @@
 
 const char *mig_mode_name(enum mig_mode m)
 {
-	static const char *const names[] = { "precopy", "postcopy", "hybrid" };
+	static const char *const names[] = { "precopy", "postcopy", "hybrid", "auto" };
 
 	return (unsigned int)m < ARRAY_SIZE(names) ? names[m] : "?";
 }
@@ -161,6 +161,11 @@ int mig_send_batch(struct mig *m, uint64_t *gfns, uint32_t n)
 
 int mig_send_queued(struct mig *m, bool can_cancel)
 {
+	return mig_send_queued_until(m, can_cancel, 0);
+}
+
+int mig_send_queued_until(struct mig *m, bool can_cancel, uint64_t until_ns)
+{
 	uint64_t gfns[PROTO_BATCH_MAX];
 	uint32_t n = 0;
 	int err;
@@ -177,6 +182,8 @@ int mig_send_queued(struct mig *m, bool can_cancel)
 		n = 0;
 		if (can_cancel && __atomic_load_n(&m->cancel, __ATOMIC_ACQUIRE))
 			return mig_fail(m, -ECANCELED, "cancelled by the operator");
+		if (until_ns && hm_now_ns() >= until_ns)
+			return 0; /* the rest stays queued for the next round */
 	}
 	return n ? mig_send_batch(m, gfns, n) : 0;
 }
@@ -341,16 +348,23 @@ struct mig *mig_start(struct vm *vm, const struct mig_params *p, mig_done_fn don
 	m->s.phase = "starting";
 	m->s.start_ns = hm_now_ns();
 	m->s.units_before = p->units_before;
+	snprintf(m->s.dirty_tracking, sizeof(m->s.dirty_tracking), "%s", dirty_tracking_name(vm));
 	pthread_mutex_init(&m->lock, NULL);
 	err = load_tls(m);
 	if (err) {
 		snprintf(why, whylen, "%s", m->s.error);
 		goto out_free;
 	}
+	err = mig_policy_init(m);
+	if (err) {
+		snprintf(why, whylen, "cannot write the recording %s: %s", p->record,
+			 strerror(-err));
+		goto out_free;
+	}
 	link_init(&m->link, m->tls);
 	err = link_new_secret(&m->link);
 	if (!err && (bitmap_init(&m->todo, vm->mem.pages) || bitmap_init(&m->sent, vm->mem.pages) ||
-		     bitmap_init(&m->owed, vm->mem.pages)))
+		     bitmap_init(&m->owed, vm->mem.pages) || bitmap_init(&m->fresh, vm->mem.pages)))
 		err = -ENOMEM;
 	if (!err && pthread_create(&m->thread, NULL, mig_thread, m))
 		err = -EAGAIN;
@@ -359,9 +373,13 @@ struct mig *mig_start(struct vm *vm, const struct mig_params *p, mig_done_fn don
 		goto out_free;
 	}
 	m->thread_started = true;
+	hm_info("migrating to %s (%s), dirty tracking: %s", p->to, mig_mode_name(p->mode),
+		m->s.dirty_tracking);
 	return m;
 
 out_free:
+	mig_policy_close(m);
+	bitmap_exit(&m->fresh);
 	bitmap_exit(&m->todo);
 	bitmap_exit(&m->sent);
 	bitmap_exit(&m->owed);
@@ -430,6 +448,8 @@ void mig_free(struct mig *m)
 	bitmap_exit(&m->todo);
 	bitmap_exit(&m->sent);
 	bitmap_exit(&m->owed);
+	bitmap_exit(&m->fresh);
+	mig_policy_close(m);
 	tls_ctx_free(m->tls);
 	pthread_mutex_destroy(&m->lock);
 	free(m);

@@ -19,6 +19,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
+#include "policy/policy.h"
 #include "src/util.h"
 
 struct vm;
@@ -28,6 +29,7 @@ enum mig_mode {
 	MIG_PRECOPY = 0,
 	MIG_POSTCOPY = 1,
 	MIG_HYBRID = 2,
+	MIG_AUTO = 3, /* the policy chooses (policy/) */
 };
 
 struct mig_params {
@@ -43,6 +45,8 @@ struct mig_params {
 	char tls_dir[256];     /* ca.pem, cert.pem, key.pem */
 	char tls_peer[128];    /* name the destination's certificate must carry, "" = any */
 	bool insecure;	       /* plain TCP, no authentication (explicit choice) */
+	struct policy_limits policy; /* auto and hybrid: the limits the policy keeps */
+	char record[256];	     /* write what the policy saw and decided here ("" = no) */
 };
 
 #define MIG_MAX_ROUNDS 64
@@ -62,6 +66,8 @@ struct mig_stats {
 	uint64_t remaining; /* pages still to send */
 	double bandwidth;   /* bytes/s measured */
 	double dirty_rate;  /* pages/s, last harvest */
+	/* what harvested the dirty pages: "dirty-ring" or "dirty-log" */
+	char dirty_tracking[16];
 	uint64_t rtt_ns;
 	uint64_t predicted_downtime_ns;
 	uint64_t src_pause_ns;	/* source vCPUs stopped -> STARTED read */
@@ -87,7 +93,11 @@ struct mig_stats {
 	uint64_t last_page_ns; /* vCPUs running on the destination -> last page there */
 	double units_postcopy; /* guest work units/s during post-copy */
 	uint32_t reconnects;   /* links re-established after the fence */
-	bool fenced;	       /* the VM may run on the destination: never resume it here */
+	/* policy (auto, hybrid) */
+	uint32_t decisions;	 /* made so far */
+	char decision[64];	 /* the last one: "continue (precopy)", ... */
+	char policy_reason[256]; /* and why */
+	bool fenced;		 /* the VM may run on the destination: never resume it here */
 	int err;
 	char error[256];
 };
@@ -114,6 +124,8 @@ void mig_snapshot(struct mig *m, struct mig_stats *out);
 void mig_cancel(struct mig *m);
 /* Join and free. Accepts NULL. */
 void mig_free(struct mig *m);
+/* Members "requested_mode", "mode" (the one used) and "decisions" (any thread). */
+void mig_decisions_json(struct mig *m, struct json_out *j);
 /* Append the report members (flat, plus a round array) to the open object @j. */
 void mig_report_json(const struct mig_stats *s, struct json_out *j);
 struct json_field;

@@ -1,9 +1,11 @@
 // SPDX-License-Identifier: MIT
 /*
  * Pre-copy on the source: rounds of the pages dirtied while the previous
- * round was sent, until what is left fits the downtime limit at the
- * measured bandwidth (then stop-and-copy), or, in hybrid mode, until
- * pre-copy stops paying (then post-copy).
+ * round was sent. In pre-copy mode, until what is left fits the downtime
+ * limit at the measured bandwidth (then stop-and-copy); in auto and hybrid
+ * modes the policy (policy/, src/mig_policy.c) decides after every round,
+ * and rounds are cut at its checkpoint interval so that the first decision
+ * comes early in the first pass.
  */
 #define LOG_PREFIX "mig: "
 #include <errno.h>
@@ -47,8 +49,12 @@ static uint64_t predict_ns(struct mig *m, uint64_t pages)
 	return (uint64_t)(bytes / m->s.bandwidth * 1e9) + m->s.rtt_ns;
 }
 
-/* One pre-copy round: send what is queued, then harvest what got dirty meanwhile. */
-static int round_once(struct mig *m)
+/*
+ * One pre-copy round: send what is queued (until @until_ns, when the policy
+ * wants a checkpoint; the rest stays queued), then harvest what got dirty
+ * meanwhile.
+ */
+static int round_once(struct mig *m, uint64_t until_ns)
 {
 	struct net_conn *c = &m->link.bulk;
 	uint64_t t0 = hm_now_ns();
@@ -59,13 +65,23 @@ static int round_once(struct mig *m)
 	int64_t dirtied;
 	int err;
 
-	err = mig_send_queued(m, true);
+	err = mig_send_queued_until(m, true, until_ns);
 	if (err)
 		return err;
-	dirtied = dirty_harvest(&m->dirty, &m->todo);
+	/*
+	 * Harvest apart first: the policy's curve wants every distinct page the
+	 * round dirtied, also those still queued from before (dirty_harvest
+	 * counts only the newly queued).
+	 */
+	mig_policy_epoch(m);
+	dirtied = dirty_harvest(&m->dirty, &m->fresh);
 	if (dirtied < 0)
-		return mig_fail(m, (int)dirtied, "KVM_GET_DIRTY_LOG failed: %s",
-				strerror((int)-dirtied));
+		return mig_fail(m, (int)dirtied, "cannot collect dirty pages (%s): %s",
+				dirty_tracking_name(m->vm), strerror((int)-dirtied));
+	m->round_s = (double)(hm_now_ns() - t0) / 1e9;
+	m->round_dirtied = (uint64_t)dirtied;
+	mig_policy_harvested(m, (uint64_t)dirtied);
+	dirtied = (int64_t)bitmap_drain_into(&m->todo, &m->fresh);
 	w1 = c->sent - net_unacked(c);
 	pthread_mutex_lock(&m->lock);
 	/* short rounds say little about the link: keep the previous figure unless none */
@@ -84,26 +100,28 @@ static int round_once(struct mig *m)
 }
 
 /*
- * Hybrid: give pre-copy up for post-copy when it stops paying. Forced by
- * --postcopy-after-rounds, else when a round shrank the rest by less than
- * 10 %, or at the timeout. (The tunable policy of DESIGN.md replaces this
- * rule in policy/.)
+ * What the policy's action means here: 0 stop-and-copy, 1 post-copy, 2 go
+ * on, or -errno when it gives up (the VM keeps running here).
  */
-static bool hybrid_switch(struct mig *m, uint64_t prev)
+static int follow(struct mig *m, enum policy_action a)
 {
-	if (m->p.postcopy_after_rounds)
-		return m->s.rounds >= m->p.postcopy_after_rounds;
-	if (m->p.timeout_ns && hm_now_ns() - m->s.start_ns > m->p.timeout_ns)
-		return true;
-	/* dirtying as fast as the link carries: pre-copy is projected never to converge */
-	if (m->s.bandwidth > 0 && m->s.dirty_rate * HM_PAGE_SIZE >= 0.9 * m->s.bandwidth)
-		return true;
-	return m->s.rounds >= 2 && m->s.remaining * 10 > prev * 9;
+	switch (a) {
+	case POLICY_STOP_AND_COPY:
+		return 0;
+	case POLICY_SWITCH_POSTCOPY:
+		return 1;
+	case POLICY_GIVE_UP:
+		return mig_fail(m, -ETIME, "the policy gives up: %s; the VM keeps running here",
+				m->s.policy_reason);
+	case POLICY_CONTINUE:
+		break;
+	}
+	return 2;
 }
 
 int mig_precopy_run(struct mig *m)
 {
-	uint64_t prev = UINT64_MAX;
+	uint64_t checkpoint = (uint64_t)(m->p.policy.checkpoint_s * 1e9);
 	int err;
 
 	if (m->p.mode == MIG_POSTCOPY)
@@ -116,9 +134,16 @@ int mig_precopy_run(struct mig *m)
 	err = mig_queue_resident(m);
 	if (err)
 		return mig_fail(m, err, "mincore failed: %s", strerror(-err));
-	m->s.remaining = bitmap_count(&m->todo);
+	m->s.remaining = m->resident = bitmap_count(&m->todo);
+	mig_policy_link_up(m);
+	if (m->use_policy) {
+		err = follow(m, mig_policy_decide(m));
+		if (err != 2)
+			return err;
+	}
 	for (;;) {
-		err = round_once(m);
+		/* the policy decides at least every checkpoint, even inside the first pass */
+		err = round_once(m, m->use_policy && checkpoint ? hm_now_ns() + checkpoint : 0);
 		if (err)
 			return err;
 		/* the operator asked for post-copy now */
@@ -128,13 +153,19 @@ int mig_precopy_run(struct mig *m)
 		if (m->p.mode == MIG_HYBRID && m->p.postcopy_after_rounds &&
 		    m->s.rounds >= m->p.postcopy_after_rounds)
 			return 1;
+		if (m->use_policy) {
+			err = follow(m, mig_policy_decide(m));
+			if (err != 2)
+				return err;
+			continue;
+		}
 		if (m->s.predicted_downtime_ns <= m->p.downtime_limit_ns)
 			return 0;
-		if (m->p.mode == MIG_HYBRID && hybrid_switch(m, prev))
-			return 1;
-		prev = m->s.remaining;
-		if (m->p.mode == MIG_PRECOPY && m->p.timeout_ns &&
+		/* hybrid with a forced switch point: the timeout switches early */
+		if (m->p.mode == MIG_HYBRID && m->p.timeout_ns &&
 		    hm_now_ns() - m->s.start_ns > m->p.timeout_ns)
+			return 1;
+		if (m->p.timeout_ns && hm_now_ns() - m->s.start_ns > m->p.timeout_ns)
 			/* ETIME, not ETIMEDOUT: the link is fine, the guest is too busy */
 			return mig_fail(
 			    m, -ETIME,

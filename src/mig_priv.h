@@ -22,8 +22,11 @@
 #include "src/link.h"
 #include "src/mig.h"
 #include "src/proto.h"
+#include "policy/policy.h"
 
 struct tls_ctx;
+
+#define MIG_MAX_DECISIONS 24
 
 struct mig {
 	struct vm *vm;
@@ -51,13 +54,24 @@ struct mig {
 	unsigned int push_windows; /* unpaced windows measured by the pusher */
 	uint8_t uhead[PROTO_PAGES_HDR + 8];
 	uint8_t urx[64];
-	struct bitmap todo; /* pages to send */
+	struct bitmap todo;  /* pages to send */
+	struct bitmap fresh; /* one harvest, before it joins todo (the policy counts it) */
 	struct compress lz;
 	uint8_t head[PROTO_PAGES_HDR + 8 * PROTO_BATCH_MAX];
 	uint8_t raw[PROTO_BATCH_MAX * PROTO_PAGE_SIZE];
 	uint8_t lzbuf[PROTO_BATCH_MAX * PROTO_PAGE_SIZE];
 	uint8_t rx[PROTO_FRAME_MAX];
 	char why[256];
+	/* the policy (auto and hybrid without a forced switch point) */
+	bool use_policy;
+	struct policy_state pol;
+	FILE *record;		/* migrate --record, or NULL */
+	struct probe *probe;	/* the eBPF probe (or its fallback), or NULL */
+	uint64_t resident;	/* pages queued by the first pass */
+	double round_s;		/* the last round: duration */
+	uint64_t round_dirtied; /* and distinct pages its harvest found */
+	struct policy_decision decisions[MIG_MAX_DECISIONS]; /* the first ones, then the last */
+	uint32_t ndecisions;
 };
 
 #define MIG_IO_TIMEOUT_MS     10000
@@ -79,6 +93,22 @@ int mig_queue_resident(struct mig *m) __must_check;
 int mig_send_batch(struct mig *m, uint64_t *gfns, uint32_t n) __must_check;
 /* Send every page queued in m->todo, clearing it; @can_cancel checks m->cancel. */
 int mig_send_queued(struct mig *m, bool can_cancel) __must_check;
+
+/* Send queued pages until the queue is empty or CLOCK_MONOTONIC passes @until_ns (0: no limit). */
+int mig_send_queued_until(struct mig *m, bool can_cancel, uint64_t until_ns) __must_check;
+
+/* ---- mig_policy.c ---- */
+/* Set the policy up (limits, recording); 0 or -errno with the reason recorded. */
+int mig_policy_init(struct mig *m) __must_check;
+/* One decision from what the migration knows now; logs and records it. */
+enum policy_action mig_policy_decide(struct mig *m);
+/* Close the recording and the probe. */
+void mig_policy_close(struct mig *m);
+/* Around each re-protecting harvest: tell the probe (a new epoch; what it found). */
+void mig_policy_epoch(struct mig *m);
+void mig_policy_harvested(struct mig *m, uint64_t pages);
+/* The bulk link is up: the probe watches its RTT. */
+void mig_policy_link_up(struct mig *m);
 
 /* ---- mig_precopy.c ---- */
 /* Pre-copy rounds. Returns 0 to stop-and-copy, 1 to switch to post-copy, or -errno. */

@@ -135,6 +135,7 @@ void mig_report_json(const struct mig_stats *s, struct json_out *j)
 	uint64_t end = s->end_ns ? s->end_ns : hm_now_ns();
 
 	json_str(j, "phase", s->phase);
+	json_str(j, "dirty_tracking", s->dirty_tracking);
 	json_dbl(j, "total_ms", ms(end - s->start_ns), 1);
 	json_u64(j, "rounds", s->rounds);
 	json_dbl(j, "compression_ratio",
@@ -154,6 +155,10 @@ void mig_report_json(const struct mig_stats *s, struct json_out *j)
 	json_arr_end(j);
 	if (s->err)
 		json_str(j, "error", s->error);
+	if (s->decisions) {
+		json_str(j, "policy_decision", s->decision);
+		json_str(j, "policy_reason", s->policy_reason);
+	}
 }
 
 /* A JSON array kept as its text by json_parse_flat: "1,2,3". */
@@ -180,6 +185,10 @@ void mig_report_from_json(struct mig_stats *s, const struct json_field *f, size_
 
 	memset(s, 0, sizeof(*s));
 	s->phase = "";
+	x = json_find(f, n, "dirty_tracking");
+	if (x && x->type == JSON_STRING)
+		snprintf(s->dirty_tracking, sizeof(s->dirty_tracking), "%.*s",
+			 (int)sizeof(s->dirty_tracking) - 1, x->str);
 	x = json_find(f, n, "total_ms");
 	s->end_ns = x && x->type == JSON_NUMBER && x->num > 0 ? (uint64_t)(x->num * 1e6) : 0;
 	x = json_find(f, n, "rounds");
@@ -200,6 +209,16 @@ void mig_report_from_json(struct mig_stats *s, const struct json_field *f, size_
 		s->err = -EIO;
 		snprintf(s->error, sizeof(s->error), "%.*s", (int)sizeof(s->error) - 1, x->str);
 	}
+	x = json_find(f, n, "policy_decision");
+	if (x && x->type == JSON_STRING) {
+		s->decisions = 1;
+		snprintf(s->decision, sizeof(s->decision), "%.*s", (int)sizeof(s->decision) - 1,
+			 x->str);
+	}
+	x = json_find(f, n, "policy_reason");
+	if (x && x->type == JSON_STRING)
+		snprintf(s->policy_reason, sizeof(s->policy_reason), "%.*s",
+			 (int)sizeof(s->policy_reason) - 1, x->str);
 }
 
 void mig_report_text(const struct mig_stats *s, const char *to, FILE *f)
@@ -224,13 +243,16 @@ void mig_report_text(const struct mig_stats *s, const char *to, FILE *f)
 		(unsigned long long)s->pages_sent, (unsigned long long)s->zero_pages,
 		(double)s->bytes_wire / 1048576.0, (double)s->bytes_raw / 1048576.0,
 		s->bytes_wire ? (double)s->bytes_raw / (double)s->bytes_wire : 0);
-	fprintf(f, "  bandwidth       %.1f Mbit/s; dirty rate %.0f pages/s\n",
-		s->bandwidth * 8 / 1e6, s->dirty_rate);
+	fprintf(f, "  bandwidth       %.1f Mbit/s; dirty rate %.0f pages/s (%s)\n",
+		s->bandwidth * 8 / 1e6, s->dirty_rate, s->dirty_tracking);
 	fprintf(f, "  rounds (pages)  ");
 	for (uint32_t i = 0; i < s->rounds && i < MIG_MAX_ROUNDS; i++)
 		fprintf(f, "%s%llu", i ? " " : "", (unsigned long long)s->round_pages[i]);
 	fprintf(f, "\n  guest work/s    before %.0f, during %.0f, after %.0f\n", s->units_before,
 		s->units_during, s->units_after);
+	if (s->decisions)
+		fprintf(f, "  policy          last decision %s: %s\n", s->decision,
+			s->policy_reason);
 	if (!s->postcopy)
 		return;
 	fprintf(f,

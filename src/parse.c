@@ -107,3 +107,32 @@ int parse_count_range(const char *s, uint64_t min, uint64_t max, uint64_t *out)
 	*out = v;
 	return 0;
 }
+
+/* "1gbit", "500mbit" (bits/s) or a byte size per second ("100M"). */
+int parse_rate(const char *s, uint64_t *out)
+{
+	size_t n = strlen(s);
+	uint64_t v;
+
+	if (n > 4 && !strcasecmp(s + n - 4, "gbit") && n < 32) {
+		char num[32];
+
+		memcpy(num, s, n - 4);
+		num[n - 4] = 0;
+		if (parse_count(num, &v) || v > 1000)
+			return -EINVAL;
+		*out = v * 1000000000ULL / 8;
+		return 0;
+	}
+	if (n > 4 && !strcasecmp(s + n - 4, "mbit") && n < 32) {
+		char num[32];
+
+		memcpy(num, s, n - 4);
+		num[n - 4] = 0;
+		if (parse_count(num, &v) || v > 1000000)
+			return -EINVAL;
+		*out = v * 1000000ULL / 8;
+		return 0;
+	}
+	return parse_size(s, out);
+}

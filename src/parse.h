@@ -18,6 +18,8 @@ int parse_size(const char *s, uint64_t *out) __must_check;
  */
 int parse_count(const char *s, uint64_t *out) __must_check;
 /* parse_count() and check min <= value <= max (-ERANGE otherwise). */
+/* A rate: "1gbit", "500mbit" (bits/s) or bytes per second as a size ("100M"). */
+int parse_rate(const char *s, uint64_t *out) __must_check;
 int parse_count_range(const char *s, uint64_t min, uint64_t max, uint64_t *out) __must_check;
 
 #endif

@@ -17,6 +17,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 #include "guest/abi.h"
+#include "src/dirtyring.h"
 #include "src/log.h"
 #include "src/vm.h"
 
@@ -43,11 +44,13 @@ struct vcpu *vcpu_new(struct vm *vm, unsigned int id)
 {
 	struct vcpu *v = calloc(1, sizeof(*v));
 	void *run;
+	int err;
 
 	if (!v)
 		return NULL;
 	v->vm = vm;
 	v->id = id;
+	pthread_mutex_init(&v->ring_lock, NULL);
 	v->fd = ioctl(vm->vm_fd, KVM_CREATE_VCPU, (unsigned long)id);
 	if (v->fd < 0) {
 		hm_perror("KVM_CREATE_VCPU %u", id);
@@ -59,10 +62,18 @@ struct vcpu *vcpu_new(struct vm *vm, unsigned int id)
 		goto out_close;
 	}
 	v->run = run;
+	err = dirtyring_map(v);
+	if (err) {
+		hm_err("cannot map the dirty ring of vcpu %u: %s", id, strerror(-err));
+		goto out_unmap_run;
+	}
 	return v;
+out_unmap_run:
+	munmap(v->run, (size_t)vm->run_size);
 out_close:
 	close(v->fd);
 out_free:
+	pthread_mutex_destroy(&v->ring_lock);
 	free(v);
 	return NULL;
 }
@@ -71,10 +82,12 @@ void vcpu_free(struct vcpu *v)
 {
 	if (!v)
 		return;
+	dirtyring_unmap(v);
 	if (v->run)
 		munmap(v->run, (size_t)v->vm->run_size);
 	if (v->fd >= 0)
 		close(v->fd);
+	pthread_mutex_destroy(&v->ring_lock);
 	free(v);
 }
 
@@ -130,6 +143,17 @@ static int handle_mmio(struct vcpu *v)
 	return ret;
 }
 
+/* The ring filled: empty it into the VM's pending set and reset before KVM_RUN again. */
+static int handle_ring_full(struct vcpu *v)
+{
+	int err = dirtyring_full(v);
+
+	if (err)
+		vm_fail(v->vm, err, "vcpu %u: cannot empty its full dirty ring: %s", v->id,
+			strerror(-err));
+	return err;
+}
+
 static unsigned long long guest_rip(struct vcpu *v)
 {
 	struct kvm_regs regs;
@@ -150,6 +174,8 @@ static int handle_exit(struct vcpu *v)
 		return handle_mmio(v);
 	case KVM_EXIT_INTR:
 		return 0;
+	case KVM_EXIT_DIRTY_RING_FULL:
+		return handle_ring_full(v);
 	case KVM_EXIT_SHUTDOWN:
 		vm_fail(
 		    v->vm, -EFAULT,

@@ -9,6 +9,7 @@
 
 struct vm;
 struct kvm_run;
+struct kvm_dirty_gfn;
 
 struct vcpu {
 	struct vm *vm; /* owner */
@@ -18,9 +19,14 @@ struct vcpu {
 	pthread_t thread;
 	bool started;
 	uint64_t exits; /* exits handled, for stats */
+	/* KVM's dirty ring of this vCPU, when the VM has it on (src/dirtyring.h) */
+	struct kvm_dirty_gfn *ring; /* owned mapping of vm->ring_entries entries, or NULL */
+	uint32_t ring_next;	    /* free-running index of the next entry to collect */
+	pthread_mutex_t ring_lock;  /* one collector at a time: this thread or a harvest */
+	uint64_t ring_full;	    /* KVM_EXIT_DIRTY_RING_FULL exits handled (atomic) */
 };
 
-/* Create vCPU @id of @vm (KVM_CREATE_VCPU + kvm_run mapping). */
+/* Create vCPU @id of @vm (KVM_CREATE_VCPU, kvm_run and dirty ring mappings). */
 struct vcpu *vcpu_new(struct vm *vm, unsigned int id);
 /* Join must have happened; releases fd and mapping. Accepts NULL. */
 void vcpu_free(struct vcpu *v);

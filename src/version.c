@@ -22,5 +22,6 @@ const char *hm_version(void)
 
 const char *hm_version_build(void)
 {
-	return "built with " BUILD_LIBS;
+	/* HM_BPF=0 builds leave the eBPF probe out (GNUmakefile); trace then uses the harvest */
+	return HM_BPF ? "eBPF probe: yes, " BUILD_LIBS : "eBPF probe: no, " BUILD_LIBS;
 }

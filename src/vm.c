@@ -12,6 +12,7 @@
 #include <sys/ioctl.h>
 #include <time.h>
 #include <unistd.h>
+#include "src/dirtyring.h"
 #include "src/log.h"
 #include "src/vcpu.h"
 
@@ -108,8 +109,10 @@ static int map_memory(struct vm *vm, uint64_t bytes, char *why, size_t whylen)
 		return err;
 	}
 	err = bitmap_init(&vm->dev_dirty, vm->mem.pages);
+	if (!err && vm->dirty_ring)
+		err = bitmap_init(&vm->ring_pending, vm->mem.pages);
 	if (err)
-		snprintf(why, whylen, "out of memory for the dirty bitmap");
+		snprintf(why, whylen, "out of memory for the dirty bitmaps");
 	return err;
 }
 
@@ -186,6 +189,9 @@ int vm_new(const struct vm_config *cfg, struct vm **out, char *why, size_t whyle
 		err = check_caps(vm, cfg->nr_vcpus, why, whylen);
 	if (!err)
 		err = create_vm(vm, why, whylen);
+	/* the ring must be on before the memslot and the vCPUs exist */
+	if (!err)
+		err = dirtyring_enable(vm, cfg->dirty, cfg->ring_entries, why, whylen);
 	if (!err)
 		err = vm_arch_init(vm, why, whylen);
 	if (!err)
@@ -222,6 +228,7 @@ void vm_free(struct vm *vm)
 		vcpu_free(vm->vcpus[i]);
 	devwin_exit(&vm->dw);
 	bitmap_exit(&vm->dev_dirty);
+	bitmap_exit(&vm->ring_pending);
 	mem_exit(&vm->mem);
 	vm_arch_exit(vm);
 	if (vm->vm_fd >= 0)

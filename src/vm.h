@@ -16,6 +16,7 @@
 #include "guest/abi.h"
 #include "src/bitmap.h"
 #include "src/devwin.h"
+#include "src/dirty.h"
 #include "src/iodev.h"
 #include "src/mem.h"
 #include "src/util.h"
@@ -34,6 +35,8 @@ struct vm_config {
 	struct hm_bootinfo boot; /* layout from guest_layout(); tsc_khz filled here */
 	uint64_t io_rate;	 /* I/O device bytes/s, 0 = no device */
 	const char *kvm_path;	 /* default /dev/kvm */
+	enum dirty_mode dirty;	 /* dirty tracking: auto (the default) = the ring where offered */
+	uint32_t ring_entries;	 /* dirty ring entries per vCPU, a power of two; 0 = default */
 };
 
 enum vm_state {
@@ -62,6 +65,11 @@ struct vm {
 	struct kvm_msr_list *msrs; /* MSRs KVM can save and restore */
 	uint64_t tsc_khz;
 	bool dirty_manual; /* KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2 enabled (see dirty.c) */
+	/* dirty tracking: KVM's dirty ring when on, else the dirty log (dirty.h) */
+	bool dirty_ring;	    /* the ring is on (enabled before the vCPUs, for good) */
+	bool ring_acq_rel;	    /* enabled as KVM_CAP_DIRTY_LOG_RING_ACQ_REL */
+	uint32_t ring_entries;	    /* entries per vCPU ring, a power of two */
+	struct bitmap ring_pending; /* pages vCPU threads moved out of full rings, by gfn */
 	uint64_t start_ns;
 
 	pthread_mutex_t lock; /* guards everything below */

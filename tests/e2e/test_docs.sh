@@ -17,7 +17,7 @@ for a in --version -V version; do
 	check "hybridmig $a: 'hybridmig VERSION' ($(head -n 1 "$T/version.out"))" \
 		grep -Eq '^hybridmig [^ ]+$' "$T/version.out"
 	check "hybridmig $a: what it was built with" \
-		grep -Eq '^built with TLS: OpenSSL [0-9]' "$T/version.out"
+		grep -Eq '^eBPF probe: (yes|no), TLS: OpenSSL [0-9]' "$T/version.out"
 done
 check "main --help mentions --version" sh -c "'$HM' --help | grep -q -- --version"
 
@@ -77,10 +77,13 @@ has_opt() {
 # --- every command of --help is in the synopsis, every option in its section ---
 "$HM" --help | awk '/^commands:/ { on = 1; next } /^$/ { on = 0 } on && /^  [a-z]/ { print $1 }' \
 	>"$T/commands"
-check "main --help lists the commands ($(wc -l <"$T/commands"))" [ "$(wc -l <"$T/commands")" -ge 10 ]
+check "main --help lists the commands ($(wc -l <"$T/commands"))" [ "$(wc -l <"$T/commands")" -ge 12 ]
 man_section SYNOPSIS >"$T/synopsis"
 for c in $(cat "$T/commands"); do
 	check "man SYNOPSIS: hybridmig $c" grep -Eq "^ *hybridmig $c( |\$)" "$T/synopsis"
+done
+for s in $("$HM" policy --help | sed -n 's/.*hybridmig policy \([a-z]*\).*/\1/p'); do
+	check "man SYNOPSIS: hybridmig policy $s" grep -Eq "^ *hybridmig policy $s( |\$)" "$T/synopsis"
 done
 for c in version --version; do
 	check "man SYNOPSIS: hybridmig ... $c" grep -Eq -- "(hybridmig |\| )$c( |\$)" "$T/synopsis"
@@ -116,7 +119,7 @@ for e in $(grep -rhoE 'getenv\("[A-Z_]+"\)' src | sed 's/getenv("\(.*\)")/\1/' |
 	$(sed -n 's/^#define [A-Z_]*_ENV *"\([A-Z_]*\)".*/\1/p' src/*.h); do
 	check "man ENVIRONMENT: $e" grep -qw "$e" "$T/env"
 done
-for x in "incoming --listen .* --tls-dir" "--insecure"; do
+for x in "incoming --listen .* --tls-dir" "--insecure" "policy simulate"; do
 	check "man EXAMPLES: hybridmig ... $x" grep -q -- "hybridmig .*$x" "$T/examples"
 done
 
@@ -144,7 +147,7 @@ check "complete 'hybridmig mi' -> migrate" [ "$(complete_words hybridmig mi)" = 
 check "complete 'hybridmig migrate --mo' -> --mode" \
 	[ "$(complete_words hybridmig migrate --mo)" = --mode ]
 complete_words hybridmig migrate --mode "" >"$T/c.mode"
-for m in precopy postcopy hybrid; do
+for m in auto precopy postcopy hybrid; do
 	check "complete 'migrate --mode ' offers $m" grep -qx "$m" "$T/c.mode"
 done
 complete_words hybridmig "" >"$T/c.cmds"
@@ -153,8 +156,17 @@ for c in $(cat "$T/commands") --version --help; do
 	grep -qx -- "$c" "$T/c.cmds" || missing="$missing $c"
 done
 check "complete 'hybridmig ' offers every command${missing:+ (missing:$missing)}" [ -z "$missing" ]
+complete_words hybridmig policy "" >"$T/c.policy"
+for s in simulate explain keys; do
+	check "complete 'hybridmig policy ' offers $s" grep -qx "$s" "$T/c.policy"
+done
 for c in $(cat "$T/commands"); do
-	complete_words hybridmig "$c" -- >"$T/c.opts"
+	if [ "$c" = policy ]; then
+		{ complete_words hybridmig policy simulate --; complete_words hybridmig policy explain --; } \
+			>"$T/c.opts"
+	else
+		complete_words hybridmig "$c" -- >"$T/c.opts"
+	fi
 	missing=""
 	for o in $(own_opts "$c"); do
 		grep -qx -- "$o" "$T/c.opts" || missing="$missing $o"
@@ -173,8 +185,8 @@ if "$HM" run --help | grep -q -- --dirty-tracking; then
 fi
 mkdir -p "$T/files"
 : >"$T/files/limits.conf"
-check "complete 'migrate --control PATH' completes files" \
-	[ "$(complete_words hybridmig migrate --control "$T/files/lim")" = "$T/files/limits.conf" ]
+check "complete 'migrate --policy PATH' completes files" \
+	[ "$(complete_words hybridmig migrate --policy "$T/files/lim")" = "$T/files/limits.conf" ]
 
 # --- the systemd unit -------------------------------------------------------------
 check "unit: ExecStart runs hybridmig incoming" \

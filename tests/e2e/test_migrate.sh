@@ -16,7 +16,7 @@ migrate_ok() {
 	start_bg "${n}_src" run --control "$T/$n.s.sock" "$@"
 	wait_sock "$T/$n.s.sock" || { bad "$n: source did not come up"; return; }
 	sleep 0.5
-	"$HM" migrate $TLS_SRC --control "$T/$n.s.sock" --to 127.0.0.1:$PORT --json >"$T/$n.mig" 2>"$T/$n.mig.err"
+	"$HM" migrate --mode precopy $TLS_SRC --control "$T/$n.s.sock" --to 127.0.0.1:$PORT --json >"$T/$n.mig" 2>"$T/$n.mig.err"
 	rc=$?
 	tail -1 "$T/$n.mig" >"$T/$n.final"
 	check "$n: migrate exits 0" [ $rc -eq 0 ]
@@ -61,7 +61,7 @@ PORT=$((PORT + 1))
 start_bg ref_dst incoming $TLS_DST --listen 127.0.0.1:$PORT --max-mem 64M
 start_bg ref_src run --mem 256M --guest dirtier:wss=16M --control "$T/ref.s.sock"
 wait_sock "$T/ref.s.sock"
-"$HM" migrate $TLS_SRC --control "$T/ref.s.sock" --to 127.0.0.1:$PORT >"$T/ref.out" 2>"$T/ref.err"
+"$HM" migrate --mode precopy $TLS_SRC --control "$T/ref.s.sock" --to 127.0.0.1:$PORT >"$T/ref.out" 2>"$T/ref.err"
 check "refused: migrate exits 1" [ $? -eq 1 ]
 check "refused: the reason reaches the source" grep -q "refused the VM.*accepts at most 64 MiB" "$T/ref.err"
 source_fine ref
@@ -74,7 +74,7 @@ start_bg kill_dst incoming $TLS_DST --listen 127.0.0.1:$PORT
 start_bg kill_src run --mem 512M --guest dirtier:wss=256M,rate=50000 --control "$T/kill.s.sock"
 wait_sock "$T/kill.s.sock"
 sleep 1
-"$HM" migrate $TLS_SRC --control "$T/kill.s.sock" --to 127.0.0.1:$PORT --bandwidth 40M >"$T/kill.out" 2>"$T/kill.err" &
+"$HM" migrate --mode precopy $TLS_SRC --control "$T/kill.s.sock" --to 127.0.0.1:$PORT --bandwidth 40M >"$T/kill.out" 2>"$T/kill.err" &
 mp=$!
 sleep 1.5
 kill -9 "$PID_kill_dst"
@@ -88,7 +88,7 @@ PORT=$((PORT + 1))
 start_bg to_dst incoming $TLS_DST --listen 127.0.0.1:$PORT
 start_bg to_src run --mem 256M --guest dirtier:wss=64M --control "$T/to.s.sock"
 wait_sock "$T/to.s.sock"
-"$HM" migrate $TLS_SRC --control "$T/to.s.sock" --to 127.0.0.1:$PORT --bandwidth 20M --timeout 2 --json >"$T/to.out" 2>"$T/to.err"
+"$HM" migrate --mode precopy $TLS_SRC --control "$T/to.s.sock" --to 127.0.0.1:$PORT --bandwidth 20M --timeout 2 --json >"$T/to.out" 2>"$T/to.err"
 check "no convergence: migrate exits 1" [ $? -eq 1 ]
 check "no convergence: says so" grep -q "did not converge within 2 s" "$T/to.out"
 check "no convergence: progress lines were printed" grep -q '"event":"progress"' "$T/to.out"
@@ -100,11 +100,11 @@ check "SIGTERM ends a waiting destination" [ $? -eq 1 ]
 # --- bad migrate requests ------------------------------------------------------
 start_bg bad_src run --mem 128M --guest idle --control "$T/bad.s.sock"
 wait_sock "$T/bad.s.sock"
-"$HM" migrate $TLS_SRC --control "$T/bad.s.sock" --to nowhere >/dev/null 2>"$T/b1.err"
+"$HM" migrate --mode precopy $TLS_SRC --control "$T/bad.s.sock" --to nowhere >/dev/null 2>"$T/b1.err"
 check "bad --to: exit 2" [ $? -eq 2 ]
 "$HM" migrate $TLS_SRC --control "$T/bad.s.sock" --to 127.0.0.1:1 --mode sideways >/dev/null 2>&1
 check "bad --mode: exit 2" [ $? -eq 2 ]
-"$HM" migrate $TLS_SRC --control "$T/bad.s.sock" --to 127.0.0.1:1 >/dev/null 2>"$T/b3.err"
+"$HM" migrate --mode precopy $TLS_SRC --control "$T/bad.s.sock" --to 127.0.0.1:1 >/dev/null 2>"$T/b3.err"
 check "nobody listening: exit 1" [ $? -eq 1 ]
 check "nobody listening: says so" grep -q "cannot connect" "$T/b3.err"
 source_fine bad

@@ -13,7 +13,7 @@ bg_in b d1 incoming $TLS_DST --listen "$B:$PORT" --control "$T/d1.sock"
 bg_in a s1 run --mem 256M --vcpus 2 --guest dirtier:wss=64M,rate=5000,io=5 --control "$T/s1.sock"
 wait_sock "$T/s1.sock"
 sleep 0.5
-ip netns exec $NET-a "$HM" migrate $TLS_SRC --control "$T/s1.sock" --to "$B:$PORT" --json >"$T/m1" 2>&1
+ip netns exec $NET-a "$HM" migrate --mode precopy $TLS_SRC --control "$T/s1.sock" --to "$B:$PORT" --json >"$T/m1" 2>&1
 check "capped link: migrate exits 0" [ $? -eq 0 ]
 wait_sock "$T/d1.sock"
 check "capped link: verify ok on the destination" [ "$("$HM" verify --control "$T/d1.sock" --json | json_get verify)" = ok ]
@@ -28,7 +28,7 @@ bash tools/testnet.sh proxy $NET $((PORT + 100)) $PORT 0.5 >/dev/null
 bg_in b d2 incoming $TLS_DST --listen "$B:$PORT" --control "$T/d2.sock"
 bg_in a s2 run --mem 128M --guest dirtier:wss=16M,rate=5000 --control "$T/s2.sock"
 wait_sock "$T/s2.sock"
-ip netns exec $NET-a "$HM" migrate $TLS_SRC --control "$T/s2.sock" --to "$A:$((PORT + 100))" --json >"$T/m2" 2>&1
+ip netns exec $NET-a "$HM" migrate --mode precopy $TLS_SRC --control "$T/s2.sock" --to "$A:$((PORT + 100))" --json >"$T/m2" 2>&1
 check "1 ms RTT: migrate exits 0" [ $? -eq 0 ]
 rtt=$(tail -1 "$T/m2" | json_get rtt_ms)
 check "1 ms RTT: measured rtt $rtt ms >= 1" python3 -c "import sys; sys.exit(0 if float('$rtt') >= 1.0 else 1)"
@@ -43,7 +43,7 @@ bg_in b d3 incoming $TLS_DST --listen "$B:$PORT"
 bg_in a s3 run --mem 512M --guest dirtier:wss=256M,rate=20000 --control "$T/s3.sock"
 wait_sock "$T/s3.sock"
 sleep 1
-ip netns exec $NET-a "$HM" migrate $TLS_SRC --control "$T/s3.sock" --to "$B:$PORT" --bandwidth 20M >"$T/m3" 2>"$T/m3.err" &
+ip netns exec $NET-a "$HM" migrate --mode precopy $TLS_SRC --control "$T/s3.sock" --to "$B:$PORT" --bandwidth 20M >"$T/m3" 2>"$T/m3.err" &
 mp=$!
 sleep 2
 bash tools/testnet.sh linkdown $NET

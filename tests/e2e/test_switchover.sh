@@ -33,7 +33,7 @@ pair() {
 migrate() {
 	n=$1
 	shift
-	"$HM" migrate $TLS_SRC --control "$T/$n.s.sock" --to 127.0.0.1:$PORT --json "$@" \
+	"$HM" migrate --mode precopy $TLS_SRC --control "$T/$n.s.sock" --to 127.0.0.1:$PORT --json "$@" \
 		>"$T/$n.mig" 2>"$T/$n.mig.err"
 	rc=$?
 	tail -1 "$T/$n.mig" >"$T/$n.final"
@@ -150,7 +150,7 @@ check "row 8: resume --force runs the source's copy" [ "$(state "$T/r8.s.sock")"
 
 # --- rows 9 and 10: operator commands during a migration; abort resumes
 pair r9 --mem 512M --guest dirtier:wss=256M,rate=20000
-"$HM" migrate $TLS_SRC --control "$T/r9.s.sock" --to 127.0.0.1:$PORT --bandwidth 10M --json \
+"$HM" migrate --mode precopy $TLS_SRC --control "$T/r9.s.sock" --to 127.0.0.1:$PORT --bandwidth 10M --json \
 	>"$T/r9.mig" 2>&1 &
 mp=$!
 i=0
@@ -173,7 +173,7 @@ runs_on_source_only r9
 
 # --- row 11: abort after the fence is refused; the migration completes
 SRC_ENV="HYBRIDMIG_INJECT=src-fenced:stall:3000" DST_ENV= pair r11 $GUEST
-"$HM" migrate $TLS_SRC --control "$T/r11.s.sock" --to 127.0.0.1:$PORT --json >"$T/r11.mig" 2>&1 &
+"$HM" migrate --mode precopy $TLS_SRC --control "$T/r11.s.sock" --to 127.0.0.1:$PORT --json >"$T/r11.mig" 2>&1 &
 mp=$!
 i=0
 until grep -q "injected failure at src-fenced" "$T/r11_src.err" 2>/dev/null || [ $i -ge 100 ]; do sleep 0.1; i=$((i + 1)); done

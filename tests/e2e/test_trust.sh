@@ -16,7 +16,7 @@ check "incoming without credentials: exit 2" [ $? -eq 2 ]
 check "incoming without credentials: says why" grep -q "must be secured" "$T/n1.err"
 start_bg n_src run --mem 64M --guest idle --control "$T/n.s.sock"
 wait_sock "$T/n.s.sock"
-"$HM" migrate --control "$T/n.s.sock" --to 127.0.0.1:1 >/dev/null 2>"$T/n2.err"
+"$HM" migrate --mode precopy --control "$T/n.s.sock" --to 127.0.0.1:1 >/dev/null 2>"$T/n2.err"
 check "migrate without credentials: exit 2" [ $? -eq 2 ]
 check "migrate without credentials: says why" grep -q "must be secured" "$T/n2.err"
 "$HM" incoming --tls-dir "$T/nonexistent" --listen 127.0.0.1:1 >/dev/null 2>"$T/n3.err"
@@ -43,7 +43,7 @@ n=$(grep -c "refused a connection" "$T/s_dst.err")
 check "the destination logged each refusal ($n of 5)" [ "$n" -ge 5 ]
 start_bg s_src run --mem 256M --guest dirtier:wss=32M,rate=20000 --control "$T/s.s.sock"
 wait_sock "$T/s.s.sock"
-"$HM" migrate $TLS_SRC --control "$T/s.s.sock" --to 127.0.0.1:$PORT >/dev/null 2>"$T/s.err"
+"$HM" migrate --mode precopy $TLS_SRC --control "$T/s.s.sock" --to 127.0.0.1:$PORT >/dev/null 2>"$T/s.err"
 check "after the strays the real source migrates" [ $? -eq 0 ]
 wait_sock "$T/s.d.sock"
 check "verify ok on the destination" \
@@ -56,13 +56,13 @@ PORT=$((PORT + 1))
 start_bg u_dst incoming $TLS_DST --listen 127.0.0.1:$PORT --wait 20
 start_bg u_src run --mem 64M --guest idle --control "$T/u.s.sock"
 wait_sock "$T/u.s.sock"
-"$HM" migrate --tls-dir "$T/other/src" --control "$T/u.s.sock" --to 127.0.0.1:$PORT \
+"$HM" migrate --mode precopy --tls-dir "$T/other/src" --control "$T/u.s.sock" --to 127.0.0.1:$PORT \
 	>/dev/null 2>"$T/u.err"
 check "untrusted source: migrate exits 1" [ $? -eq 1 ]
 check "untrusted source: VM still running here" [ "$("$HM" status --control "$T/u.s.sock" --json | json_get state)" = running ]
 check "untrusted source: the destination is still waiting" kill -0 "$PID_u_dst"
 # and the wrong peer name
-"$HM" migrate $TLS_SRC --tls-peer someone-else --control "$T/u.s.sock" --to 127.0.0.1:$PORT \
+"$HM" migrate --mode precopy $TLS_SRC --tls-peer someone-else --control "$T/u.s.sock" --to 127.0.0.1:$PORT \
 	>/dev/null 2>"$T/u2.err"
 check "wrong --tls-peer: migrate exits 1" [ $? -eq 1 ]
 check "wrong --tls-peer: the name is the reason" grep -qi "someone-else\|name\|match" "$T/u2.err"
@@ -79,7 +79,7 @@ for mode in refuse:4294967295 refuse:2147483648 refuse:0 error:4294967295 badhel
 	start_bg h_src run --mem 128M --guest dirtier:wss=16M,rate=5000 --control "$T/h.s.sock"
 	wait_sock "$T/h.s.sock"
 	sleep 0.3
-	"$HM" migrate $TLS_SRC --control "$T/h.s.sock" --to 127.0.0.1:$PORT >/dev/null 2>"$T/h.err"
+	"$HM" migrate --mode precopy $TLS_SRC --control "$T/h.s.sock" --to 127.0.0.1:$PORT >/dev/null 2>"$T/h.err"
 	check "hostile destination ($mode): migrate exits 1" [ $? -eq 1 ]
 	check "hostile destination ($mode): the source process lives" kill -0 "$PID_h_src"
 	check "hostile destination ($mode): VM running on the source" \
@@ -99,7 +99,7 @@ start_bg b_src run --mem 256M --guest dirtier:wss=64M,fill=1 --control "$T/b.s.s
 start_bg b2_src run --mem 64M --guest idle --control "$T/b2.s.sock"
 wait_sock "$T/b.s.sock"
 wait_sock "$T/b2.s.sock"
-"$HM" migrate $TLS_SRC --control "$T/b.s.sock" --to 127.0.0.1:$PORT --bandwidth 10M --timeout 60 \
+"$HM" migrate --mode precopy $TLS_SRC --control "$T/b.s.sock" --to 127.0.0.1:$PORT --bandwidth 10M --timeout 60 \
 	>/dev/null 2>"$T/b.err" &
 mp=$!
 i=0
@@ -108,7 +108,7 @@ until grep -q '"migration":"precopy"' "$T/b.st" 2>/dev/null || [ $i -ge 100 ]; d
 	sleep 0.1
 	i=$((i + 1))
 done
-"$HM" migrate $TLS_SRC --control "$T/b2.s.sock" --to 127.0.0.1:$PORT >/dev/null 2>"$T/b2.err"
+"$HM" migrate --mode precopy $TLS_SRC --control "$T/b2.s.sock" --to 127.0.0.1:$PORT >/dev/null 2>"$T/b2.err"
 check "second source: migrate exits 1" [ $? -eq 1 ]
 check "second source: told the destination is busy ($(cat "$T/b2.err"))" grep -q "busy" "$T/b2.err"
 check "second source: its VM runs on" [ "$("$HM" status --control "$T/b2.s.sock" --json | json_get state)" = running ]
@@ -117,7 +117,7 @@ check "the first migration completes" [ $? -eq 0 ]
 wait_sock "$T/b.d.sock"
 check "verify ok on the destination" \
 	[ "$("$HM" verify --control "$T/b.d.sock" --json | json_get verify)" = ok ]
-"$HM" migrate $TLS_SRC --control "$T/b2.s.sock" --to 127.0.0.1:$PORT >/dev/null 2>"$T/b3.err"
+"$HM" migrate --mode precopy $TLS_SRC --control "$T/b2.s.sock" --to 127.0.0.1:$PORT >/dev/null 2>"$T/b3.err"
 check "with the VM running there, a source is still told busy" grep -q "busy" "$T/b3.err"
 "$HM" stop --control "$T/b.d.sock" >/dev/null
 "$HM" stop --control "$T/b2.s.sock" >/dev/null
@@ -128,7 +128,7 @@ PORT=$((PORT + 1))
 start_bg p_dst incoming --insecure --listen "[::1]:$PORT" --control "$T/p.d.sock"
 start_bg p_src run --mem 128M --guest dirtier:wss=16M,rate=5000 --control "$T/p.s.sock"
 wait_sock "$T/p.s.sock"
-"$HM" migrate --insecure --control "$T/p.s.sock" --to "[::1]:$PORT" >/dev/null 2>"$T/p.err"
+"$HM" migrate --mode precopy --insecure --control "$T/p.s.sock" --to "[::1]:$PORT" >/dev/null 2>"$T/p.err"
 check "--insecure on both sides, over IPv6 [::1]: migrates" [ $? -eq 0 ]
 check "--insecure: the destination said it is plain TCP" grep -q "plain TCP" "$T/p_dst.err"
 wait_sock "$T/p.d.sock"

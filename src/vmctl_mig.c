@@ -1,0 +1,359 @@
+// SPDX-License-Identifier: MIT
+/* Migration out of a running VM: the control commands migrate, abort and
+ * switch-postcopy, and the progress lines and report sent to the requester. */
+#define LOG_PREFIX "vmctl: "
+#include <errno.h>
+#include <event2/event.h>
+#include <stdio.h>
+#include <string.h>
+#include "src/control.h"
+#include "src/guest.h"
+#include "src/json.h"
+#include "src/log.h"
+#include "src/meter.h"
+#include "src/mig.h"
+#include "src/policy_record.h"
+#include "src/vm.h"
+#include "src/vmctl.h"
+#include "src/vmctl_priv.h"
+#include "src/vmctl_trace.h"
+
+#define MIG_TICK_MS 500
+
+static void mig_done_loop_cb(evutil_socket_t fd, short what, void *arg);
+static void mig_tick_cb(evutil_socket_t fd, short what, void *arg);
+
+int vmctl_mig_init(struct vmctl *vc)
+{
+	vc->mig_done_ev = event_new(vc->base, -1, 0, mig_done_loop_cb, vc);
+	vc->mig_tick_ev = event_new(vc->base, -1, EV_PERSIST, mig_tick_cb, vc);
+	return vc->mig_done_ev && vc->mig_tick_ev ? 0 : -ENOMEM;
+}
+
+void vmctl_mig_free(struct vmctl *vc)
+{
+	if (vc->mig) {
+		if (vc->mig_active && !mig_fenced(vc->mig))
+			mig_cancel(vc->mig);
+		mig_free(vc->mig);
+		vc->mig = NULL;
+	}
+	if (vc->mig_req)
+		control_reply_error(vc->mig_req, "shutting down");
+	if (vc->mig_done_ev)
+		event_free(vc->mig_done_ev);
+	if (vc->mig_tick_ev)
+		event_free(vc->mig_tick_ev);
+}
+
+static void mig_done_thread_cb(void *arg)
+{
+	struct vmctl *vc = arg;
+
+	event_active(vc->mig_done_ev, EV_READ, 0);
+}
+
+static void mig_tick_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct vmctl *vc = arg;
+	struct mig_stats s;
+	char buf[1024];
+	struct json_out j;
+	double eta;
+
+	(void)fd, (void)what;
+	if (!vc->mig || !vc->mig_req)
+		return;
+	mig_snapshot(vc->mig, &s);
+	/* before the first round ends, the average so far */
+	if (s.bandwidth <= 0 && hm_now_ns() > s.start_ns)
+		s.bandwidth = (double)s.bytes_wire * 1e9 / (double)(hm_now_ns() - s.start_ns);
+	eta = s.bandwidth > 0 ? (double)s.remaining * HM_PAGE_SIZE / s.bandwidth : -1;
+	json_init(&j, buf, sizeof(buf));
+	json_obj_begin(&j, NULL);
+	json_str(&j, "event", "progress");
+	json_str(&j, "phase", s.phase);
+	json_u64(&j, "round", s.rounds);
+	json_dbl(&j, "elapsed_s", (double)(hm_now_ns() - s.start_ns) / 1e9, 1);
+	json_u64(&j, "bytes_wire", s.bytes_wire);
+	json_u64(&j, "remaining_pages", s.remaining);
+	json_dbl(&j, "bandwidth_mbps", s.bandwidth * 8 / 1e6, 1);
+	json_dbl(&j, "dirty_rate_pages_per_s", s.dirty_rate, 0);
+	json_dbl(&j, "eta_s", eta, 1);
+	if (s.decisions)
+		json_str(&j, "decision", s.decision);
+	else
+		json_null(&j, "decision");
+	json_obj_end(&j);
+	if (json_done(&j))
+		control_notify(vc->mig_req, buf);
+}
+
+static void mig_done_loop_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct vmctl *vc = arg;
+	struct ctl_req *req = vc->mig_req;
+	static char buf[64 * 1024]; /* the loop thread's; decisions make it long */
+	struct json_out j;
+
+	(void)fd, (void)what;
+	event_del(vc->mig_tick_ev);
+	mig_snapshot(vc->mig, &vc->mig_final);
+	json_init(&j, buf, sizeof(buf));
+	json_obj_begin(&j, NULL);
+	json_bool(&j, "ok", !vc->mig_final.err);
+	json_str(&j, "event", "done");
+	mig_decisions_json(vc->mig, &j);
+	json_str(&j, "to", vc->mp.to);
+	mig_report_json(&vc->mig_final, &j);
+	json_obj_end(&j);
+	vc->mig_active = false;
+	vc->mig_req = NULL;
+	vc->migrated = !vc->mig_final.err;
+	/* after the fence the guest may run there: this copy must not run again */
+	vc->fenced = vc->mig_final.err && vc->mig_final.fenced;
+	if (!vc->fenced) {
+		mig_free(vc->mig);
+		vc->mig = NULL;
+	}
+	if (vc->mig_final.err)
+		hm_err("migration to %s failed: %s", vc->mp.to, vc->mig_final.error);
+	if (!json_done(&j))
+		snprintf(buf, sizeof(buf), "{\"ok\":false,\"error\":\"report too long\"}");
+	/* moved: this side is done once the report is out */
+	if (req && vc->migrated)
+		control_reply_then(req, buf, vmctl_stop_after_reply, vc);
+	else if (req)
+		control_reply(req, buf);
+	else if (vc->migrated)
+		vmctl_notify_exit(vc, 0);
+}
+
+static int num_field(const struct json_field *f, size_t n, const char *key, double min, double max,
+		     double *out)
+{
+	const struct json_field *x = json_find(f, n, key);
+
+	if (!x)
+		return 0;
+	if (x->type != JSON_NUMBER || x->num < min || x->num > max)
+		return -EINVAL;
+	*out = x->num;
+	return 0;
+}
+
+/* tls_dir + optional tls_peer, or insecure: true; one of the two is required. */
+static const char *tls_params(struct mig_params *mp, const struct json_field *f, size_t n)
+{
+	const struct json_field *dir = json_find(f, n, "tls_dir");
+	const struct json_field *peer = json_find(f, n, "tls_peer");
+	const struct json_field *ins = json_find(f, n, "insecure");
+
+	mp->insecure = ins && ins->type == JSON_BOOL && ins->b;
+	if (dir && (dir->type != JSON_STRING || strlen(dir->str) >= sizeof(mp->tls_dir)))
+		return "tls_dir must be a directory path";
+	if (peer && (peer->type != JSON_STRING || strlen(peer->str) >= sizeof(mp->tls_peer)))
+		return "tls_peer must be a name";
+	if (mp->insecure && dir)
+		return "choose tls_dir or insecure, not both";
+	if (!mp->insecure && !dir)
+		return "migrate needs tls_dir (certificates) or insecure: true (plain TCP)";
+	if (dir)
+		memcpy(mp->tls_dir, dir->str, strlen(dir->str) + 1);
+	if (peer)
+		memcpy(mp->tls_peer, peer->str, strlen(peer->str) + 1);
+	return NULL;
+}
+
+static const char *migrate_params(struct vmctl *vc, const struct json_field *f, size_t n)
+{
+	const struct json_field *to = json_find(f, n, "to");
+	const struct json_field *mode = json_find(f, n, "mode");
+	const struct json_field *pol = json_find(f, n, "policy");
+	const struct json_field *rec = json_find(f, n, "record");
+	static char bad_policy[400];
+	double bw = 0;
+	double dl = 0;
+	double to_s = 0;
+	double pc = 0;
+	double rc = 30;
+	const char *bad;
+
+	memset(&vc->mp, 0, sizeof(vc->mp));
+	if (!to || to->type != JSON_STRING || !*to->str)
+		return "migrate needs \"to\": \"ADDR:PORT\"";
+	if (strlen(to->str) >= sizeof(vc->mp.to))
+		return "\"to\" is too long";
+	memcpy(vc->mp.to, to->str, strlen(to->str) + 1);
+	/* the default is the policy's choice */
+	vc->mp.mode = MIG_AUTO;
+	if (mode && mode->type == JSON_STRING && !strcmp(mode->str, "postcopy"))
+		vc->mp.mode = MIG_POSTCOPY;
+	else if (mode && mode->type == JSON_STRING && !strcmp(mode->str, "hybrid"))
+		vc->mp.mode = MIG_HYBRID;
+	else if (mode && mode->type == JSON_STRING && !strcmp(mode->str, "precopy"))
+		vc->mp.mode = MIG_PRECOPY;
+	else if (mode && (mode->type != JSON_STRING || strcmp(mode->str, "auto")))
+		return "unknown mode (auto, precopy, postcopy, hybrid)";
+	policy_limits_default(&vc->mp.policy);
+	if (pol && (pol->type != JSON_STRING || !*pol->str))
+		return "policy must be a file path";
+	if (pol && policy_file_load(pol->str, &vc->mp.policy, bad_policy, sizeof(bad_policy)))
+		return bad_policy;
+	if (rec &&
+	    (rec->type != JSON_STRING || !*rec->str || strlen(rec->str) >= sizeof(vc->mp.record)))
+		return "record must be a file path";
+	if (rec)
+		memcpy(vc->mp.record, rec->str, strlen(rec->str) + 1);
+	if (num_field(f, n, "postcopy_after_rounds", 0, 1000, &pc))
+		return "postcopy_after_rounds must be 0 to 1000";
+	if (num_field(f, n, "reconnect_s", 0, 3600, &rc))
+		return "reconnect_s must be 0 to 3600";
+	if (num_field(f, n, "bandwidth", 0, 1e12, &bw))
+		return "bandwidth must be bytes/s, 0 to 1e12";
+	if (num_field(f, n, "downtime_limit_ms", 1, 600000, &dl))
+		return "downtime_limit_ms must be 1 to 600000";
+	if (num_field(f, n, "timeout_s", 0, 86400, &to_s))
+		return "timeout_s must be 0 to 86400";
+	bad = tls_params(&vc->mp, f, n);
+	if (bad)
+		return bad;
+	vc->mp.postcopy_after_rounds = (uint32_t)pc;
+	vc->mp.reconnect_ns = (uint64_t)(rc * 1e9);
+	vc->mp.bandwidth = (uint64_t)bw;
+	/* explicit options win over the policy file */
+	if (dl > 0)
+		vc->mp.policy.max_downtime_s = dl / 1e3;
+	vc->mp.downtime_limit_ns = (uint64_t)(vc->mp.policy.max_downtime_s * 1e9);
+	if (to_s > 0 && vc->mp.mode != MIG_PRECOPY)
+		vc->mp.policy.max_total_s = to_s;
+	/* auto and hybrid end by the policy's total-time limit, pre-copy by the timeout */
+	if (vc->mp.mode == MIG_PRECOPY || vc->mp.postcopy_after_rounds)
+		vc->mp.timeout_ns = (uint64_t)(to_s * 1e9);
+	snprintf(vc->mp.spec, sizeof(vc->mp.spec), "%s", vc->spec->text);
+	vc->mp.units_before = meter_rate(&vc->units, RATE_WINDOW_NS);
+	return NULL;
+}
+
+/* migrate --resume: carry on a migration that ended fenced, maybe to a new address. */
+static void resume_migration(struct vmctl *vc, struct ctl_req *req, const struct json_field *f,
+			     size_t n)
+{
+	const struct json_field *to = json_find(f, n, "to");
+	struct timeval tv = { 0, MIG_TICK_MS * 1000 };
+
+	if (!vc->fenced || !vc->mig) {
+		control_reply_error(req, "no unfinished migration to resume");
+		return;
+	}
+	if (to && (to->type != JSON_STRING || strlen(to->str) >= sizeof(vc->mp.to))) {
+		control_reply_error(req, "\"to\" must be ADDR:PORT");
+		return;
+	}
+	if (to && *to->str)
+		memcpy(vc->mp.to, to->str, strlen(to->str) + 1);
+	if (mig_resume(vc->mig, vc->mp.to)) {
+		control_reply_error(req, "cannot resume the migration");
+		return;
+	}
+	vc->fenced = false;
+	vc->mig_active = true;
+	vc->mig_req = req;
+	event_add(vc->mig_tick_ev, &tv);
+}
+
+static void cmd_migrate(struct ctl_req *req, const struct json_field *f, size_t n, void *arg)
+{
+	struct vmctl *vc = arg;
+	const struct json_field *resume = json_find(f, n, "resume");
+	struct timeval tv = { 0, MIG_TICK_MS * 1000 };
+	const char *bad;
+	char why[256];
+
+	if (vc->mig_active) {
+		control_reply_error(req, "a migration is already running");
+		return;
+	}
+	if (resume && resume->type == JSON_BOOL && resume->b) {
+		resume_migration(vc, req, f, n);
+		return;
+	}
+	if (vc->fenced) {
+		control_reply_error(req, "the VM is fenced after an unfinished switch-over: "
+					 "'migrate --resume' finishes it");
+		return;
+	}
+	if (vm_get_state(vc->vm) != VM_RUNNING || vc->verify_busy) {
+		control_reply_error(req, "the VM must be running, with no verify in flight");
+		return;
+	}
+	bad = migrate_params(vc, f, n);
+	if (bad) {
+		control_reply_error(req, "%s", bad);
+		return;
+	}
+	/* its own dirty tracking would steal pages from the migration's */
+	vmctl_trace_stop(vc->trace, "a migration started");
+	vc->mig = mig_start(vc->vm, &vc->mp, mig_done_thread_cb, vc, why, sizeof(why));
+	if (!vc->mig) {
+		control_reply_error(req, "%s", why);
+		return;
+	}
+	vc->mig_active = true;
+	vc->mig_req = req;
+	event_add(vc->mig_tick_ev, &tv);
+}
+
+static void cmd_cancel(struct ctl_req *req, const struct json_field *f, size_t n, void *arg)
+{
+	struct vmctl *vc = arg;
+
+	(void)f, (void)n;
+	if (!vc->mig_active) {
+		control_reply_error(req, "no migration is running");
+		return;
+	}
+	if (mig_fenced(vc->mig)) {
+		control_reply_error(req, "too late to abort: the switch-over has begun and the "
+					 "guest may run on the destination");
+		return;
+	}
+	mig_cancel(vc->mig);
+	control_reply(req, "{\"ok\":true,\"state\":\"cancelling\"}");
+}
+
+static void cmd_switch_postcopy(struct ctl_req *req, const struct json_field *f, size_t n,
+				void *arg)
+{
+	struct vmctl *vc = arg;
+
+	(void)f, (void)n;
+	if (!vc->mig_active) {
+		control_reply_error(req, "no migration is running");
+		return;
+	}
+	mig_switch_to_postcopy(vc->mig);
+	control_reply(req, "{\"ok\":true,\"state\":\"switching to post-copy after this round\"}");
+}
+
+bool vmctl_migrated(struct vmctl *vc, struct mig_stats *s, const char **to)
+{
+	if (vc->migrated) {
+		*s = vc->mig_final;
+		*to = vc->mp.to;
+	}
+	return vc->migrated;
+}
+
+int vmctl_mig_attach(struct vmctl *vc, struct control *ctl)
+{
+	int err = control_add(ctl, "migrate", cmd_migrate, vc);
+
+	if (!err)
+		err = control_add(ctl, "migrate_cancel", cmd_cancel, vc);
+	if (!err)
+		err = control_add(ctl, "abort", cmd_cancel, vc);
+	if (!err)
+		err = control_add(ctl, "switch-postcopy", cmd_switch_postcopy, vc);
+	return err;
+}
