@@ -24,6 +24,11 @@ struct control;
 
 #define EXIT_USAGE    2
 #define EXIT_BADPAGES 3
+/* migrate: why it failed (src/mig.h mig_failure_class); 1 for any other reason */
+#define EXIT_CANCELLED	   4
+#define EXIT_NOT_CONVERGED 5
+#define EXIT_REFUSED	   6
+#define EXIT_LINK_LOST	   7
 
 struct run_opts {
 	uint64_t mem;

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
-/* hybridmig status|verify|pause|resume|stop|abort|switch-postcopy: one request to a VM's control
- * socket. */
+/* hybridmig status|verify|pause|resume|stop|abort|switch-postcopy|job|set-bandwidth|set-downtime:
+ * one request to a VM's control socket. */
 #define LOG_PREFIX ""
 #include <errno.h>
 #include <event2/event.h>
@@ -33,17 +33,40 @@
 #include "src/vmctl.h"
 #include "src/cmd.h"
 
+/* The commands that take a value: what it is, for the usage line and the help. */
+static const char *value_of(const char *cmd)
+{
+	if (!strcmp(cmd, "set-bandwidth"))
+		return "RATE";
+	if (!strcmp(cmd, "set-downtime"))
+		return "MS";
+	return NULL;
+}
+
 static void print_client_help(const char *cmd)
 {
-	printf("usage: hybridmig %s --control PATH [--json] [--timeout S] [--force]\n\n"
-	       "Sends '%s' to the VM serving the control socket PATH and prints the reply.\n\n"
+	const char *value = value_of(cmd);
+
+	printf("usage: hybridmig %s --control PATH%s%s [--json] [--timeout S] [--force]\n\n"
+	       "Sends '%s' to the VM serving the control socket PATH and prints the reply.\n",
+	       cmd, value ? " " : "", value ? value : "", cmd);
+	if (!strcmp(cmd, "set-bandwidth"))
+		printf("RATE caps the running migration's sending rate from its next batch of\n"
+		       "pages on: bytes/s as a size (100M, 100MiB), or bits/s (1gbit, 500mbit);\n"
+		       "0 lifts the cap. The policy takes it as a bound on the link.\n");
+	if (!strcmp(cmd, "set-downtime"))
+		printf("MS is the running migration's new downtime limit in milliseconds (1 to\n"
+		       "600000); pre-copy and the policy decide with it from the next round on.\n");
+	if (!strcmp(cmd, "job"))
+		printf("Shows the migration that runs (phase, round, bytes, remaining, rates,\n"
+		       "limits, the policy's current decision) or how the last one ended.\n");
+	printf("\n"
 	       "  --control PATH    the running VM's control socket (required)\n"
 	       "  --json            print the reply as received: one JSON object\n"
 	       "  --timeout S       give up after S seconds (default 150)\n"
 	       "  --force           resume/stop even while a migration runs or the VM is\n"
 	       "                    fenced after a switch-over (the refusal says what is at\n"
-	       "                    stake: two running copies, or the only copy of pages)\n",
-	       cmd, cmd);
+	       "                    stake: two running copies, or the only copy of pages)\n");
 }
 
 static void print_reply_human(const char *cmd, const struct json_field *f, int n)
@@ -104,7 +127,9 @@ int cmd_client(const char *cmd, int argc, char **argv)
 	uint64_t timeout = 150;
 	bool force = false;
 	bool json = false;
-	char req[128];
+	const char *value = value_of(cmd);
+	uint64_t v = 0;
+	char req[160];
 	char reply[8192];
 	char why[256];
 	int c;
@@ -132,11 +157,26 @@ int cmd_client(const char *cmd, int argc, char **argv)
 			return cmd_usage_error(cmd, "%s", "invalid option");
 		}
 	}
-	if (optind < argc)
-		return cmd_usage_error(cmd, "unexpected argument '%s'", argv[optind]);
+	if (value && optind == argc)
+		return cmd_usage_error(cmd, "%s is required", value);
+	if (argc - optind > (value ? 1 : 0))
+		return cmd_usage_error(cmd, "unexpected argument '%s'", argv[argc - 1]);
 	if (!path)
 		return cmd_usage_error(cmd, "%s", "--control PATH is required");
-	snprintf(req, sizeof(req), "{\"cmd\":\"%s\"%s}", cmd, force ? ",\"force\":true" : "");
+	if (!strcmp(cmd, "set-bandwidth") && parse_rate(argv[optind], &v))
+		return cmd_usage_error(cmd, "bad RATE '%s' (e.g. 100MiB, 1gbit, 0)",
+				       argv[optind]);
+	if (!strcmp(cmd, "set-downtime") && parse_count_range(argv[optind], 1, 600000, &v))
+		return cmd_usage_error(cmd, "bad MS '%s' (1 to 600000)", argv[optind]);
+	if (!strcmp(cmd, "set-bandwidth"))
+		snprintf(req, sizeof(req), "{\"cmd\":\"%s\",\"bandwidth\":%llu}", cmd,
+			 (unsigned long long)v);
+	else if (!strcmp(cmd, "set-downtime"))
+		snprintf(req, sizeof(req), "{\"cmd\":\"%s\",\"downtime_limit_ms\":%llu}", cmd,
+			 (unsigned long long)v);
+	else
+		snprintf(req, sizeof(req), "{\"cmd\":\"%s\"%s}", cmd,
+			 force ? ",\"force\":true" : "");
 	if (ctlclient_call(path, req, reply, sizeof(reply), (int)timeout * 1000, why,
 			   sizeof(why))) {
 		hm_err("%s", why);

@@ -50,8 +50,28 @@ struct migrate_opts {
 	bool resume;
 	bool json;
 	bool tty;
+	bool abort_sent; /* after Ctrl-C/SIGTERM */
 	int result;
 };
+
+/* Ctrl-C or SIGTERM: the signal's number, acted on at the next progress line. */
+static volatile sig_atomic_t interrupted;
+
+static void on_signal(int sig)
+{
+	interrupted = sig;
+}
+
+/* One-shot: a second Ctrl-C ends this command at once (the migration goes on regardless). */
+static void catch_interrupts(void)
+{
+	struct sigaction sa = { .sa_handler = on_signal, .sa_flags = SA_RESETHAND };
+
+	sigemptyset(&sa.sa_mask);
+	if (sigaction(SIGINT, &sa, NULL) || sigaction(SIGTERM, &sa, NULL))
+		hm_warn("cannot catch Ctrl-C: %s; it will leave the migration running",
+			strerror(errno));
+}
 
 static void migrate_usage(void)
 {
@@ -92,7 +112,69 @@ static void migrate_usage(void)
 	    "                       required)\n"
 	    "  --resume             finish a migration that stopped after the switch-over\n"
 	    "                       (the VM is fenced here); --to gives a new address\n"
-	    "  --json               progress as JSON lines and one final JSON record\n");
+	    "  --json               progress as JSON lines and one final JSON record\n\n"
+	    "Ctrl-C or SIGTERM aborts a migration that has not begun its switch-over (the VM\n"
+	    "keeps running here); after that the migration goes on, and 'hybridmig job'\n"
+	    "shows it. 'hybridmig set-bandwidth' and 'set-downtime' change the limits of a\n"
+	    "running migration, 'switch-postcopy' forces post-copy.\n"
+	    "Exit status: 0 moved; 4 cancelled; 5 did not converge (the VM keeps running\n"
+	    "here); 6 refused by the destination; 7 link lost or destination unreachable;\n"
+	    "130/143 interrupted after the switch-over began; 1 any other failure;\n"
+	    "2 bad usage.\n");
+}
+
+static int failure_exit(const char *failure)
+{
+	static const struct {
+		const char *failure;
+		int code;
+	} codes[] = { { "cancelled", EXIT_CANCELLED },
+		      { "not_converged", EXIT_NOT_CONVERGED },
+		      { "refused", EXIT_REFUSED },
+		      { "link_lost", EXIT_LINK_LOST } };
+
+	for (size_t i = 0; i < ARRAY_SIZE(codes); i++)
+		if (failure && !strcmp(failure, codes[i].failure))
+			return codes[i].code;
+	return 1;
+}
+
+/*
+ * After Ctrl-C/SIGTERM: abort the migration, or say why it goes on. True
+ * when this command should stop watching (the switch-over has begun).
+ */
+static bool interrupt_migration(struct migrate_opts *o)
+{
+	char reply[512];
+	char why[256];
+	struct json_field f[8];
+	const struct json_field *ok;
+	const struct json_field *err;
+	int n;
+
+	o->abort_sent = true;
+	if (o->tty)
+		fprintf(stderr, "\r\033[K");
+	if (ctlclient_call(o->control, "{\"cmd\":\"abort\"}", reply, sizeof(reply), 10000, why,
+			   sizeof(why))) {
+		hm_err("interrupted, and cannot ask the VM to abort: %s", why);
+		o->result = 128 + interrupted;
+		return true;
+	}
+	n = json_parse_flat(reply, strlen(reply), f, ARRAY_SIZE(f), NULL);
+	ok = n > 0 ? json_find(f, (size_t)n, "ok") : NULL;
+	err = n > 0 ? json_find(f, (size_t)n, "error") : NULL;
+	if (ok && ok->type == JSON_BOOL && ok->b) {
+		hm_warn("interrupted: aborting the migration; the VM keeps running here");
+		return false; /* the final report follows */
+	}
+	if (err && err->type == JSON_STRING && strstr(err->str, "no migration"))
+		return false; /* it has just ended: its report follows */
+	hm_warn("interrupted after the switch-over began: the migration goes on without this "
+		"command (%s); watch it with 'hybridmig job --control %s'",
+		err && err->type == JSON_STRING ? err->str : "abort refused", o->control);
+	o->result = 128 + interrupted;
+	return true;
 }
 
 /* The VM's process may have another working directory: give it absolute paths. */
@@ -281,11 +363,14 @@ static bool migrate_line(const char *line, void *arg)
 		printf("%s\n", line), fflush(stdout);
 	if (!ok) {
 		migrate_progress(o, f, n);
-		return false;
+		return interrupted && !o->abort_sent ? interrupt_migration(o) : false;
 	}
 	if (o->tty)
 		fprintf(stderr, "\r\033[K");
-	o->result = ok->type == JSON_BOOL && ok->b ? 0 : 1;
+	err = json_find(f, (size_t)n, "failure");
+	o->result = ok->type == JSON_BOOL && ok->b
+			? 0
+			: failure_exit(err && err->type == JSON_STRING ? err->str : NULL);
 	err = json_find(f, (size_t)n, "error");
 	if (!o->json && o->result)
 		hm_err("migration failed: %s", err ? err->str : "unknown error");
@@ -348,6 +433,7 @@ send:
 		hm_err("request too long");
 		return 1;
 	}
+	catch_interrupts();
 	/* progress comes every 0.5 s; a silent minute means the VM is gone */
 	if (ctlclient_stream(o.control, req, migrate_line, &o, 60000, why, sizeof(why))) {
 		hm_err("%s", why);

@@ -29,6 +29,9 @@ static void print_main_help(void)
 	       "  stop      stop the VM; its hybridmig process exits\n"
 	       "  abort     abort a running migration before its switch-over\n"
 	       "  switch-postcopy  switch a running pre-copy to post-copy after this round\n"
+	       "  job       show the running migration (or how the last one ended)\n"
+	       "  set-bandwidth  change a running migration's bandwidth cap\n"
+	       "  set-downtime   change a running migration's downtime limit\n"
 	       "  incoming  wait for a migrated VM, receive it and run it\n"
 	       "  migrate   move a running VM, live, to an 'incoming' hybridmig\n"
 	       "  trace     measure a running VM's dirty rate and working set (eBPF probe)\n"
@@ -37,13 +40,17 @@ static void print_main_help(void)
 	       "'hybridmig COMMAND --help' describes each command's options.\n"
 	       "'hybridmig --version' (or -V, or version) prints the version and what it was "
 	       "built with.\n"
-	       "Exit status: 0 ok, 1 failure, 2 bad usage, 3 verify found bad pages.\n");
+	       "Exit status: 0 ok, 1 failure, 2 bad usage, 3 verify found bad pages;\n"
+	       "migrate: 4 cancelled, 5 did not converge, 6 refused by the destination,\n"
+	       "7 link lost ('hybridmig migrate --help').\n");
 }
 
 int main(int argc, char **argv)
 {
-	static const char *const clients[] = { "status", "verify",	    "pause", "resume",
-					       "stop",	 "switch-postcopy", "abort" };
+	static const char *const clients[] = { "status",	"verify",	 "pause",
+					       "resume",	"stop",		 "switch-postcopy",
+					       "abort",		"job",		 "set-bandwidth",
+					       "set-downtime" };
 	const char *cmd = argc > 1 ? argv[1] : NULL;
 
 	signal(SIGPIPE, SIG_IGN);

@@ -60,6 +60,7 @@ int mig_expect(struct mig *m, uint32_t type, struct proto_hdr *h)
 		return mig_fail(m, err, "%s", link_strerror(err, "destination"));
 	if (h->type == PROTO_ERROR || h->type == PROTO_REFUSE) {
 		m->peer_error = true;
+		m->peer_refused = h->type == PROTO_REFUSE;
 		/* the code was checked to be 1..4095: -code is a real -errno */
 		if (proto_error_decode(m->rx, h->len, &e, &why))
 			return mig_fail(m, -EPROTO,
@@ -159,6 +160,51 @@ int mig_send_batch(struct mig *m, uint64_t *gfns, uint32_t n)
 	return 0;
 }
 
+void mig_set_bandwidth(struct mig *m, uint64_t bytes_per_s)
+{
+	__atomic_store_n(&m->new_bandwidth, bytes_per_s, __ATOMIC_RELEASE);
+	__atomic_fetch_or(&m->new_limits, MIG_NEW_BANDWIDTH, __ATOMIC_ACQ_REL);
+}
+
+void mig_set_downtime(struct mig *m, uint64_t ns)
+{
+	__atomic_store_n(&m->new_downtime_ns, ns, __ATOMIC_RELEASE);
+	__atomic_fetch_or(&m->new_limits, MIG_NEW_DOWNTIME, __ATOMIC_ACQ_REL);
+}
+
+/*
+ * The worker is the bulk connection's only sender, so it may change the
+ * pacer's rate between frames; with the cap lifted in post-copy the pusher
+ * learns the link's rate again (src/mig_postcopy.c).
+ */
+void mig_apply_limits(struct mig *m)
+{
+	uint32_t what = __atomic_exchange_n(&m->new_limits, 0, __ATOMIC_ACQ_REL);
+
+	if (!what)
+		return;
+	if (what & MIG_NEW_BANDWIDTH) {
+		m->p.bandwidth = __atomic_load_n(&m->new_bandwidth, __ATOMIC_ACQUIRE);
+		m->link.bulk.rate = m->p.bandwidth;
+		m->link.bulk.pace_t0 = 0;
+		m->push_windows = 0;
+		if (m->p.bandwidth)
+			hm_info("bandwidth limit now %.1f MB/s", (double)m->p.bandwidth / 1e6);
+		else
+			hm_info("bandwidth limit lifted");
+	}
+	if (what & MIG_NEW_DOWNTIME) {
+		m->p.downtime_limit_ns = __atomic_load_n(&m->new_downtime_ns, __ATOMIC_ACQUIRE);
+		m->p.policy.max_downtime_s = (double)m->p.downtime_limit_ns / 1e9;
+		hm_info("downtime limit now %.1f ms", (double)m->p.downtime_limit_ns / 1e6);
+	}
+	mig_policy_set_limits(m);
+	pthread_mutex_lock(&m->lock);
+	m->s.bandwidth_limit = m->p.bandwidth;
+	m->s.downtime_limit_ns = m->p.downtime_limit_ns;
+	pthread_mutex_unlock(&m->lock);
+}
+
 int mig_send_queued(struct mig *m, bool can_cancel)
 {
 	return mig_send_queued_until(m, can_cancel, 0);
@@ -182,6 +228,7 @@ int mig_send_queued_until(struct mig *m, bool can_cancel, uint64_t until_ns)
 		n = 0;
 		if (can_cancel && __atomic_load_n(&m->cancel, __ATOMIC_ACQUIRE))
 			return mig_fail(m, -ECANCELED, "cancelled by the operator");
+		mig_apply_limits(m);
 		if (until_ns && hm_now_ns() >= until_ns)
 			return 0; /* the rest stays queued for the next round */
 	}
@@ -212,6 +259,21 @@ static void after(struct mig *m)
  * refusing resume) with every page, until the operator resumes the
  * migration or, knowing the destination lost it, forces a resume.
  */
+const char *mig_failure_class(int err, bool refused)
+{
+	if (!err)
+		return NULL;
+	if (err == -ECANCELED)
+		return "cancelled";
+	if (err == -ETIME)
+		return "not_converged";
+	if (refused)
+		return "refused";
+	if (link_error_transient(err))
+		return "link_lost";
+	return "error";
+}
+
 static void rollback(struct mig *m, int err)
 {
 	if (m->link.bulk.fd >= 0 && !link_error_transient(err) && !m->peer_error)
@@ -228,6 +290,7 @@ static void rollback(struct mig *m, int err)
 	}
 	pthread_mutex_lock(&m->lock);
 	m->s.err = err;
+	snprintf(m->s.failure, sizeof(m->s.failure), "%s", mig_failure_class(err, m->peer_refused));
 	m->s.fenced = m->fenced;
 	snprintf(m->s.error, sizeof(m->s.error), "%s", m->why[0] ? m->why : strerror(-err));
 	m->s.phase = m->fenced ? "fenced" : "failed";
@@ -343,6 +406,8 @@ struct mig *mig_start(struct vm *vm, const struct mig_params *p, mig_done_fn don
 	}
 	m->vm = vm;
 	m->p = *p;
+	m->s.bandwidth_limit = p->bandwidth;
+	m->s.downtime_limit_ns = p->downtime_limit_ns;
 	m->done = done;
 	m->done_arg = arg;
 	m->s.phase = "starting";
@@ -401,6 +466,7 @@ int mig_resume(struct mig *m, const char *to)
 	pthread_mutex_lock(&m->lock);
 	m->s.err = 0;
 	m->s.error[0] = 0;
+	m->s.failure[0] = 0;
 	m->s.end_ns = 0;
 	m->s.phase = "resuming";
 	pthread_mutex_unlock(&m->lock);

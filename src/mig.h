@@ -65,6 +65,8 @@ struct mig_stats {
 	uint64_t zero_pages;
 	uint64_t remaining; /* pages still to send */
 	double bandwidth;   /* bytes/s measured */
+	uint64_t bandwidth_limit;   /* bytes/s, 0 = none; set-bandwidth changes it */
+	uint64_t downtime_limit_ns; /* set-downtime changes it */
 	double dirty_rate;  /* pages/s, last harvest */
 	/* what harvested the dirty pages: "dirty-ring" or "dirty-log" */
 	char dirty_tracking[16];
@@ -100,6 +102,8 @@ struct mig_stats {
 	bool fenced;		 /* the VM may run on the destination: never resume it here */
 	int err;
 	char error[256];
+	/* "", or why in one word: cancelled, not_converged, refused, link_lost, error */
+	char failure[16];
 };
 
 typedef void (*mig_done_fn)(void *arg);
@@ -116,8 +120,23 @@ struct mig *mig_start(struct vm *vm, const struct mig_params *p, mig_done_fn don
 int mig_resume(struct mig *m, const char *to) __must_check;
 /* True while the VM may run on the destination (any thread). */
 bool mig_fenced(struct mig *m);
+/*
+ * Change a running migration's bandwidth cap (bytes/s, 0 = none) or its
+ * downtime limit; the worker takes them up within one batch of pages, and
+ * the policy decides with them from then on (any thread).
+ */
+void mig_set_bandwidth(struct mig *m, uint64_t bytes_per_s);
+void mig_set_downtime(struct mig *m, uint64_t ns);
 /* Ask a pre-copy to switch to post-copy after the current round. */
 void mig_switch_to_postcopy(struct mig *m);
+/*
+ * The class of a failure -errno @err, for operators and exit codes: NULL
+ * (no failure), "cancelled" (-ECANCELED), "not_converged" (-ETIME: the
+ * guest writes too fast for pre-copy, the policy or --timeout gave up),
+ * "refused" (@refused: the destination's checks said no), "link_lost"
+ * (the connection failed), else "error".
+ */
+const char *mig_failure_class(int err, bool refused);
 /* Consistent copy of the statistics (any thread). */
 void mig_snapshot(struct mig *m, struct mig_stats *out);
 /* Ask the worker to give up (pre-copy only); the VM keeps running here. */

@@ -68,15 +68,25 @@ static void fill_decision(struct json_out *j, const void *arg)
 	policy_record_decision(j, arg);
 }
 
+void mig_policy_set_limits(struct mig *m)
+{
+	double cap = m->file_bandwidth_cap;
+
+	/* --bandwidth (or set-bandwidth) is a known bound on the link */
+	if (m->p.bandwidth && (!(cap > 0) || (double)m->p.bandwidth < cap))
+		cap = (double)m->p.bandwidth;
+	m->p.policy.bandwidth_cap = cap;
+	m->pol.lim.bandwidth_cap = cap;
+	m->pol.lim.max_downtime_s = m->p.policy.max_downtime_s;
+}
+
 int mig_policy_init(struct mig *m)
 {
 	m->use_policy =
 	    m->p.mode == MIG_AUTO || (m->p.mode == MIG_HYBRID && !m->p.postcopy_after_rounds);
-	/* --bandwidth is a known bound on the link */
-	if (m->p.bandwidth && (!(m->p.policy.bandwidth_cap > 0) ||
-			       (double)m->p.bandwidth < m->p.policy.bandwidth_cap))
-		m->p.policy.bandwidth_cap = (double)m->p.bandwidth;
+	m->file_bandwidth_cap = m->p.policy.bandwidth_cap;
 	policy_init(&m->pol, &m->p.policy);
+	mig_policy_set_limits(m);
 	if (m->use_policy) {
 		char why[160] = "";
 		int err = probe_open(&m->probe, m->vm, why, sizeof(why));

@@ -167,6 +167,7 @@ static int push_all(struct mig *m)
 			return err;
 		m->s.pages_pushed += n;
 		n = 0;
+		mig_apply_limits(m);
 		pace_pusher(m, &t0, &b0, &best);
 	}
 	err = n ? mig_send_batch(m, gfns, n) : 0;

@@ -146,6 +146,8 @@ int mig_precopy_run(struct mig *m)
 		err = round_once(m, m->use_policy && checkpoint ? hm_now_ns() + checkpoint : 0);
 		if (err)
 			return err;
+		/* the decision below uses what set-bandwidth / set-downtime asked for */
+		mig_apply_limits(m);
 		/* the operator asked for post-copy now */
 		if (__atomic_load_n(&m->postcopy_now, __ATOMIC_ACQUIRE))
 			return 1;

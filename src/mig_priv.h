@@ -39,11 +39,16 @@ struct mig {
 	struct mig_stats s;
 	bool cancel;	     /* atomic: the operator asked to give up */
 	bool postcopy_now;   /* atomic: the operator asked to switch to post-copy */
+	/* set-bandwidth / set-downtime: values, then a MIG_NEW_* bit (atomics) */
+	uint64_t new_bandwidth;
+	uint64_t new_downtime_ns;
+	uint32_t new_limits;
 	struct link link;    /* bulk and urgent connections */
 	struct tls_ctx *tls; /* owned; NULL with --insecure */
 	struct dirty dirty;
 	bool fenced;	 /* GO may have reached the destination: never resume here */
 	bool peer_error; /* the destination said it failed (ERROR/REFUSE) */
+	bool peer_refused; /* it refused the VM (REFUSE: its pre-migration checks) */
 	/* post-copy */
 	struct bitmap sent; /* pages sent after the switch, by either path */
 	struct bitmap owed; /* every page the destination was owed at the switch */
@@ -64,6 +69,7 @@ struct mig {
 	char why[256];
 	/* the policy (auto and hybrid without a forced switch point) */
 	bool use_policy;
+	double file_bandwidth_cap; /* the policy file's bandwidth_cap, before --bandwidth */
 	struct policy_state pol;
 	FILE *record;		/* migrate --record, or NULL */
 	struct probe *probe;	/* the eBPF probe (or its fallback), or NULL */
@@ -79,7 +85,12 @@ struct mig {
 /* post-copy: the destination may wait this long for faults to drain */
 #define MIG_POSTCOPY_TIMEOUT_MS 15000
 
+#define MIG_NEW_BANDWIDTH 1u
+#define MIG_NEW_DOWNTIME  2u
+
 /* ---- mig.c: shared helpers ---- */
+/* Worker thread: take up the limits an operator changed since the last call. */
+void mig_apply_limits(struct mig *m);
 void mig_set_phase(struct mig *m, const char *phase);
 /* Record the first failure's reason; returns @err (or -EIO for 0). */
 int mig_fail(struct mig *m, int err, const char *fmt, ...) __printf(3, 4);
@@ -100,6 +111,8 @@ int mig_send_queued_until(struct mig *m, bool can_cancel, uint64_t until_ns) __m
 /* ---- mig_policy.c ---- */
 /* Set the policy up (limits, recording); 0 or -errno with the reason recorded. */
 int mig_policy_init(struct mig *m) __must_check;
+/* The policy's limits again from m->p, after an operator changed them. */
+void mig_policy_set_limits(struct mig *m);
 /* One decision from what the migration knows now; logs and records it. */
 enum policy_action mig_policy_decide(struct mig *m);
 /* Close the recording and the probe. */

@@ -155,6 +155,10 @@ void mig_report_json(const struct mig_stats *s, struct json_out *j)
 	json_arr_end(j);
 	if (s->err)
 		json_str(j, "error", s->error);
+	if (s->failure[0])
+		json_str(j, "failure", s->failure);
+	else
+		json_null(j, "failure");
 	if (s->decisions) {
 		json_str(j, "policy_decision", s->decision);
 		json_str(j, "policy_reason", s->policy_reason);
@@ -209,6 +213,10 @@ void mig_report_from_json(struct mig_stats *s, const struct json_field *f, size_
 		s->err = -EIO;
 		snprintf(s->error, sizeof(s->error), "%.*s", (int)sizeof(s->error) - 1, x->str);
 	}
+	x = json_find(f, n, "failure");
+	if (x && x->type == JSON_STRING)
+		snprintf(s->failure, sizeof(s->failure), "%.*s", (int)sizeof(s->failure) - 1,
+			 x->str);
 	x = json_find(f, n, "policy_decision");
 	if (x && x->type == JSON_STRING) {
 		s->decisions = 1;

@@ -296,6 +296,7 @@ int mig_switch_recover(struct mig *m, int cause)
 			hm_now_ns() < deadline ? (double)(deadline - hm_now_ns()) / 1e9 : 0.0);
 		m->why[0] = 0;
 		m->peer_error = false;
+		m->peer_refused = false;
 		err = resume_once(m);
 		if (!err) {
 			hm_warn("reconnected to %s; %llu pages still owed", m->p.to,

@@ -111,28 +111,33 @@ int parse_count_range(const char *s, uint64_t min, uint64_t max, uint64_t *out)
 /* "1gbit", "500mbit" (bits/s) or a byte size per second ("100M"). */
 int parse_rate(const char *s, uint64_t *out)
 {
+	static const struct {
+		const char *suffix;
+		uint64_t bits;
+		uint64_t max;
+	} units[] = { { "gbit", 1000000000ULL, 1000 },
+		      { "mbit", 1000000ULL, 1000000 },
+		      { "kbit", 1000ULL, 1000000000ULL } };
+	char num[32];
 	size_t n = strlen(s);
 	uint64_t v;
 
-	if (n > 4 && !strcasecmp(s + n - 4, "gbit") && n < 32) {
-		char num[32];
+	if (n >= sizeof(num))
+		return -EINVAL;
+	memcpy(num, s, n + 1);
+	/* "100MiB/s" and "1Gbit/s" as written */
+	if (n > 2 && !strcmp(num + n - 2, "/s"))
+		num[n -= 2] = 0;
+	for (size_t i = 0; i < ARRAY_SIZE(units); i++) {
+		size_t k = strlen(units[i].suffix);
 
-		memcpy(num, s, n - 4);
-		num[n - 4] = 0;
-		if (parse_count(num, &v) || v > 1000)
+		if (n <= k || strcasecmp(num + n - k, units[i].suffix))
+			continue;
+		num[n - k] = 0;
+		if (parse_count(num, &v) || v > units[i].max)
 			return -EINVAL;
-		*out = v * 1000000000ULL / 8;
+		*out = v * units[i].bits / 8;
 		return 0;
 	}
-	if (n > 4 && !strcasecmp(s + n - 4, "mbit") && n < 32) {
-		char num[32];
-
-		memcpy(num, s, n - 4);
-		num[n - 4] = 0;
-		if (parse_count(num, &v) || v > 1000000)
-			return -EINVAL;
-		*out = v * 1000000ULL / 8;
-		return 0;
-	}
-	return parse_size(s, out);
+	return parse_size(num, out);
 }

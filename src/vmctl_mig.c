@@ -53,37 +53,50 @@ static void mig_done_thread_cb(void *arg)
 	event_active(vc->mig_done_ev, EV_READ, 0);
 }
 
-static void mig_tick_cb(evutil_socket_t fd, short what, void *arg)
+/* The members of a progress line and of `job` (flat). */
+static void progress_json(struct vmctl *vc, struct json_out *j)
 {
-	struct vmctl *vc = arg;
 	struct mig_stats s;
-	char buf[1024];
-	struct json_out j;
 	double eta;
 
-	(void)fd, (void)what;
-	if (!vc->mig || !vc->mig_req)
-		return;
 	mig_snapshot(vc->mig, &s);
 	/* before the first round ends, the average so far */
 	if (s.bandwidth <= 0 && hm_now_ns() > s.start_ns)
 		s.bandwidth = (double)s.bytes_wire * 1e9 / (double)(hm_now_ns() - s.start_ns);
 	eta = s.bandwidth > 0 ? (double)s.remaining * HM_PAGE_SIZE / s.bandwidth : -1;
+	json_str(j, "phase", s.phase);
+	json_str(j, "to", vc->mp.to);
+	json_str(j, "requested_mode", mig_mode_name(vc->mp.mode));
+	json_u64(j, "round", s.rounds);
+	json_dbl(j, "elapsed_s", (double)(hm_now_ns() - s.start_ns) / 1e9, 1);
+	json_u64(j, "bytes_wire", s.bytes_wire);
+	json_u64(j, "remaining_pages", s.remaining);
+	json_dbl(j, "bandwidth_mbps", s.bandwidth * 8 / 1e6, 1);
+	json_u64(j, "bandwidth_limit", s.bandwidth_limit);
+	json_dbl(j, "downtime_limit_ms", (double)s.downtime_limit_ns / 1e6, 1);
+	json_dbl(j, "dirty_rate_pages_per_s", s.dirty_rate, 0);
+	json_dbl(j, "eta_s", eta, 1);
+	json_bool(j, "postcopy", s.postcopy);
+	json_bool(j, "fenced", mig_fenced(vc->mig));
+	if (s.decisions)
+		json_str(j, "decision", s.decision);
+	else
+		json_null(j, "decision");
+}
+
+static void mig_tick_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct vmctl *vc = arg;
+	char buf[1024];
+	struct json_out j;
+
+	(void)fd, (void)what;
+	if (!vc->mig || !vc->mig_req)
+		return;
 	json_init(&j, buf, sizeof(buf));
 	json_obj_begin(&j, NULL);
 	json_str(&j, "event", "progress");
-	json_str(&j, "phase", s.phase);
-	json_u64(&j, "round", s.rounds);
-	json_dbl(&j, "elapsed_s", (double)(hm_now_ns() - s.start_ns) / 1e9, 1);
-	json_u64(&j, "bytes_wire", s.bytes_wire);
-	json_u64(&j, "remaining_pages", s.remaining);
-	json_dbl(&j, "bandwidth_mbps", s.bandwidth * 8 / 1e6, 1);
-	json_dbl(&j, "dirty_rate_pages_per_s", s.dirty_rate, 0);
-	json_dbl(&j, "eta_s", eta, 1);
-	if (s.decisions)
-		json_str(&j, "decision", s.decision);
-	else
-		json_null(&j, "decision");
+	progress_json(vc, &j);
 	json_obj_end(&j);
 	if (json_done(&j))
 		control_notify(vc->mig_req, buf);
@@ -336,6 +349,93 @@ static void cmd_switch_postcopy(struct ctl_req *req, const struct json_field *f,
 	control_reply(req, "{\"ok\":true,\"state\":\"switching to post-copy after this round\"}");
 }
 
+/* What runs: the migration's progress, or the last one's outcome. */
+static void cmd_job(struct ctl_req *req, const struct json_field *f, size_t n, void *arg)
+{
+	struct vmctl *vc = arg;
+	char buf[1024];
+	struct json_out j;
+
+	(void)f, (void)n;
+	json_init(&j, buf, sizeof(buf));
+	json_obj_begin(&j, NULL);
+	json_bool(&j, "ok", true);
+	if (vc->mig_active) {
+		json_str(&j, "job", "migration");
+		progress_json(vc, &j);
+	} else if (vc->fenced || vc->migrated || vc->mig_final.start_ns) {
+		/* ended: its outcome, and what the operator can do about a fenced one */
+		json_str(&j, "job", "none");
+		json_str(&j, "last", vc->migrated ? "done" : vc->fenced ? "fenced" : "failed");
+		json_str(&j, "to", vc->mp.to);
+		if (vc->mig_final.err)
+			json_str(&j, "error", vc->mig_final.error);
+		if (vc->mig_final.failure[0])
+			json_str(&j, "failure", vc->mig_final.failure);
+	} else {
+		json_str(&j, "job", "none");
+	}
+	json_obj_end(&j);
+	if (json_done(&j))
+		control_reply(req, buf);
+	else
+		control_reply_error(req, "job report too long");
+}
+
+/*
+ * set-bandwidth {"bandwidth": bytes/s, 0 = none} and set-downtime
+ * {"downtime_limit_ms": ms}: a running migration's limits, as QEMU's
+ * max-bandwidth and downtime-limit parameters. Refused once the switch-over
+ * has begun: there is nothing left that they bound.
+ */
+static bool can_set(struct vmctl *vc, struct ctl_req *req)
+{
+	if (!vc->mig_active) {
+		control_reply_error(req, "no migration is running");
+		return false;
+	}
+	if (mig_fenced(vc->mig)) {
+		control_reply_error(req, "the switch-over has begun: the limits no longer apply");
+		return false;
+	}
+	return true;
+}
+
+static void cmd_set_bandwidth(struct ctl_req *req, const struct json_field *f, size_t n,
+			      void *arg)
+{
+	struct vmctl *vc = arg;
+	double bw = -1;
+
+	if (num_field(f, n, "bandwidth", 0, 1e12, &bw) || bw < 0) {
+		control_reply_error(req, "set-bandwidth needs \"bandwidth\": bytes/s, 0 to 1e12 "
+					 "(0 = no limit)");
+		return;
+	}
+	if (!can_set(vc, req))
+		return;
+	vc->mp.bandwidth = (uint64_t)bw;
+	mig_set_bandwidth(vc->mig, vc->mp.bandwidth);
+	control_reply(req, "{\"ok\":true,\"state\":\"bandwidth limit set\"}");
+}
+
+static void cmd_set_downtime(struct ctl_req *req, const struct json_field *f, size_t n,
+			     void *arg)
+{
+	struct vmctl *vc = arg;
+	double dl = -1;
+
+	if (num_field(f, n, "downtime_limit_ms", 1, 600000, &dl) || dl < 0) {
+		control_reply_error(req, "set-downtime needs \"downtime_limit_ms\": 1 to 600000");
+		return;
+	}
+	if (!can_set(vc, req))
+		return;
+	vc->mp.downtime_limit_ns = (uint64_t)(dl * 1e6);
+	mig_set_downtime(vc->mig, vc->mp.downtime_limit_ns);
+	control_reply(req, "{\"ok\":true,\"state\":\"downtime limit set\"}");
+}
+
 bool vmctl_migrated(struct vmctl *vc, struct mig_stats *s, const char **to)
 {
 	if (vc->migrated) {
@@ -355,5 +455,11 @@ int vmctl_mig_attach(struct vmctl *vc, struct control *ctl)
 		err = control_add(ctl, "abort", cmd_cancel, vc);
 	if (!err)
 		err = control_add(ctl, "switch-postcopy", cmd_switch_postcopy, vc);
+	if (!err)
+		err = control_add(ctl, "job", cmd_job, vc);
+	if (!err)
+		err = control_add(ctl, "set-bandwidth", cmd_set_bandwidth, vc);
+	if (!err)
+		err = control_add(ctl, "set-downtime", cmd_set_downtime, vc);
 	return err;
 }

@@ -181,6 +181,31 @@ static void test_parse_count_range_junk(void **state)
 	assert_int_equal(parse_count_range("18446744073709551616", 0, UINT64_MAX, &v), -ERANGE);
 }
 
+static void test_parse_rate_as_written(void **state)
+{
+	static const struct ok_case ok[] = {
+		{ "0", 0 },
+		{ "100M", 100ULL << 20 },
+		{ "100MiB", 100ULL << 20 },
+		{ "100MiB/s", 100ULL << 20 },
+		{ "1gbit", 125000000 },
+		{ "1Gbit/s", 125000000 },
+		{ "500mbit", 62500000 },
+		{ "500Mbit/s", 62500000 },
+		{ "800kbit", 100000 },
+		{ "1000gbit", 125000000000ULL },
+	};
+	static const struct bad_case bad[] = {
+		{ "", -EINVAL },      { "/s", -EINVAL },	  { "gbit", -EINVAL },
+		{ "1001gbit", -EINVAL }, { "1gbit/ss", -EINVAL }, { "x/s", -EINVAL },
+		{ "-1mbit", -EINVAL }, { "12345678901234567890123456789012gbit", -EINVAL },
+	};
+
+	(void)state;
+	check_ok(parse_rate, ok, ARRAY_SIZE(ok));
+	check_bad(parse_rate, bad, ARRAY_SIZE(bad));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -194,6 +219,7 @@ int main(void)
 		cmocka_unit_test(test_parse_count_range_bounds),
 		cmocka_unit_test(test_parse_count_range_out_of_range),
 		cmocka_unit_test(test_parse_count_range_junk),
+		cmocka_unit_test(test_parse_rate_as_written),
 	};
 
 	return cmocka_run_group_tests_name("parse", tests, NULL, NULL);

@@ -62,7 +62,7 @@ start_bg ref_dst incoming $TLS_DST --listen 127.0.0.1:$PORT --max-mem 64M
 start_bg ref_src run --mem 256M --guest dirtier:wss=16M --control "$T/ref.s.sock"
 wait_sock "$T/ref.s.sock"
 "$HM" migrate --mode precopy $TLS_SRC --control "$T/ref.s.sock" --to 127.0.0.1:$PORT >"$T/ref.out" 2>"$T/ref.err"
-check "refused: migrate exits 1" [ $? -eq 1 ]
+check "refused: migrate exits 6 (refused)" [ $? -eq 6 ]
 check "refused: the reason reaches the source" grep -q "refused the VM.*accepts at most 64 MiB" "$T/ref.err"
 source_fine ref
 wait "$PID_ref_dst"
@@ -79,7 +79,7 @@ mp=$!
 sleep 1.5
 kill -9 "$PID_kill_dst"
 wait "$mp"
-check "destination killed: migrate exits 1" [ $? -eq 1 ]
+check "destination killed: migrate exits 7 (link lost)" [ $? -eq 7 ]
 check "destination killed: the loss is reported" grep -q "connection to the destination was lost\|stopped answering" "$T/kill.err"
 source_fine kill
 
@@ -89,9 +89,10 @@ start_bg to_dst incoming $TLS_DST --listen 127.0.0.1:$PORT
 start_bg to_src run --mem 256M --guest dirtier:wss=64M --control "$T/to.s.sock"
 wait_sock "$T/to.s.sock"
 "$HM" migrate --mode precopy $TLS_SRC --control "$T/to.s.sock" --to 127.0.0.1:$PORT --bandwidth 20M --timeout 2 --json >"$T/to.out" 2>"$T/to.err"
-check "no convergence: migrate exits 1" [ $? -eq 1 ]
+check "no convergence: migrate exits 5 (not converged)" [ $? -eq 5 ]
 check "no convergence: says so" grep -q "did not converge within 2 s" "$T/to.out"
 check "no convergence: progress lines were printed" grep -q '"event":"progress"' "$T/to.out"
+check "no convergence: the report says not_converged" grep -q '"failure":"not_converged"' "$T/to.out"
 source_fine to
 kill "$PID_to_dst" 2>/dev/null
 wait "$PID_to_dst"
@@ -105,7 +106,7 @@ check "bad --to: exit 2" [ $? -eq 2 ]
 "$HM" migrate $TLS_SRC --control "$T/bad.s.sock" --to 127.0.0.1:1 --mode sideways >/dev/null 2>&1
 check "bad --mode: exit 2" [ $? -eq 2 ]
 "$HM" migrate --mode precopy $TLS_SRC --control "$T/bad.s.sock" --to 127.0.0.1:1 >/dev/null 2>"$T/b3.err"
-check "nobody listening: exit 1" [ $? -eq 1 ]
+check "nobody listening: exit 7 (unreachable)" [ $? -eq 7 ]
 check "nobody listening: says so" grep -q "cannot connect" "$T/b3.err"
 source_fine bad
 wait "$PID_bad_src" "$PID_ref_src" "$PID_kill_src" "$PID_to_src"

@@ -71,7 +71,7 @@ check "post-copy report: remote faults counted" [ "$(json_get remote_faults <"$f
 
 # --- a writer faster than the link -------------------------------------------------
 move precopy fast_pre --bandwidth 40M --timeout 3 -- --mem 256M --guest dirtier:wss=64M
-check "fast writer: pre-copy gives up (exit 1)" [ $? -eq 1 ]
+check "fast writer: pre-copy gives up (exit 5)" [ $? -eq 5 ]
 check "fast writer: says it did not converge" grep -q "did not converge" "$T/fast_pre.final"
 check "fast writer: VM still running on the source" [ "$("$HM" status --control "$T/fast_pre.s.sock" --json | json_get state)" = running ]
 check "fast writer: verify ok on the source" [ "$("$HM" verify --control "$T/fast_pre.s.sock" --json | json_get verify)" = ok ]

@@ -6,8 +6,8 @@
 # Installed by 'make install' to $(PREFIX)/share/bash-completion/completions/hybridmig;
 # or source it from ~/.bashrc.
 
-_hybridmig_commands="run status verify pause resume stop abort switch-postcopy incoming migrate
-	trace policy version help"
+_hybridmig_commands="run status verify pause resume stop abort switch-postcopy job set-bandwidth
+	set-downtime incoming migrate trace policy version help"
 
 # _hybridmig_opts CMD [SUBCMD]: the options CMD (policy: SUBCMD) takes
 _hybridmig_opts()
@@ -17,7 +17,8 @@ _hybridmig_opts()
 		return ;;
 	run)
 		echo "--mem --vcpus --guest --control --seconds --dirty-tracking --json -v --verbose" ;;
-	status | verify | pause | resume | stop | abort | switch-postcopy)
+	status | verify | pause | resume | stop | abort | switch-postcopy | job | set-bandwidth | \
+		set-downtime)
 		echo "--control --json --timeout --force" ;;
 	incoming)
 		echo "--listen --tls-dir --tls-peer --insecure --control --max-mem --wait
