@@ -330,18 +330,21 @@ static void migrate_progress(struct migrate_opts *o, const struct json_field *f,
 {
 	const struct json_field *ph = json_find(f, (size_t)n, "phase");
 	const struct json_field *r = json_find(f, (size_t)n, "round");
-	const struct json_field *b = json_find(f, (size_t)n, "bytes_wire");
-	const struct json_field *rem = json_find(f, (size_t)n, "remaining_pages");
+	const struct json_field *pct = json_find(f, (size_t)n, "percent");
+	const struct json_field *done = json_find(f, (size_t)n, "bytes_processed");
+	const struct json_field *all = json_find(f, (size_t)n, "bytes_total");
 	const struct json_field *bw = json_find(f, (size_t)n, "bandwidth_mbps");
 	const struct json_field *dr = json_find(f, (size_t)n, "dirty_rate_pages_per_s");
 	const struct json_field *eta = json_find(f, (size_t)n, "eta_s");
 
-	if (!o->tty || !ph || !r || !b || !rem || !bw || !dr || !eta)
+	if (!o->tty || !ph || !r || !pct || !done || !all || !bw || !dr || !eta)
 		return;
+	/* rates in bytes as --bandwidth takes them (MiB/s), and in bits as links are sold */
 	fprintf(stderr,
-		"\r\033[K  %-13s round %-3s sent %8.1f MiB  remaining %8s pages  %7s Mbit/s  dirty "
-		"%8s pages/s  ETA %s s",
-		ph->str, r->str, b->num / 1048576.0, rem->str, bw->str, dr->str, eta->str);
+		"\r\033[K  %-13s round %-3s %5.1f%%  %.1f of %.1f MiB  %.1f MiB/s (%s Mbit/s)  "
+		"dirty %s pages/s  ETA %s s",
+		ph->str, r->str, pct->num, done->num / 1048576.0, all->num / 1048576.0,
+		bw->num * 1e6 / 8 / 1048576.0, bw->str, dr->str, eta->num < 0 ? "?" : eta->str);
 }
 
 static bool migrate_line(const char *line, void *arg)

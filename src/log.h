@@ -1,8 +1,12 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Logging: hm_err/warn/info/dbg, printf-checked, to stderr. Each .c file
- * defines LOG_PREFIX before including this header. The level is the one
- * piece of global state outside main.c (set once at start-up).
+ * Logging: hm_err/warn/info/dbg, printf-checked, to stderr, one line each:
+ * "hybridmig: LEVEL: message". Where stderr is not a terminal (a log file,
+ * journald, a pipe) each line starts with its UTC wall-clock time,
+ * "2026-12-02T03:45:01.123Z ". Each .c file defines LOG_PREFIX (its module,
+ * "mig: ") before including this header; operators do not see it, the
+ * debug level (-v -v) shows it. The level is the one piece of global state
+ * outside main.c (set once at start-up).
  */
 #ifndef HM_LOG_H
 #define HM_LOG_H
@@ -21,6 +25,13 @@ enum hm_log_level {
 	HM_LOG_INFO = 2,
 	HM_LOG_DBG = 3,
 };
+
+/*
+ * @mono_ns (CLOCK_MONOTONIC, hm_now_ns) as UTC wall-clock time,
+ * "2026-12-02T03:45:01.123Z", into @buf (at least HM_WALL_TIME_LEN bytes).
+ */
+#define HM_WALL_TIME_LEN 32
+void hm_wall_time(uint64_t mono_ns, char *buf, size_t len);
 
 /* Set the most verbose level printed (default HM_LOG_WARN). Not thread-safe: call at start. */
 void log_set_level(enum hm_log_level level);

@@ -50,6 +50,8 @@ struct mig_params {
 };
 
 #define MIG_MAX_ROUNDS 64
+/* The version of the migration's JSON (progress lines, report, job): docs/json.md */
+#define MIG_JSON_SCHEMA 1
 
 /* Everything the report needs; a consistent copy comes from mig_snapshot(). */
 struct mig_stats {

@@ -133,7 +133,17 @@ static void get_field(struct mig_stats *s, const struct field *f, const struct j
 void mig_report_json(const struct mig_stats *s, struct json_out *j)
 {
 	uint64_t end = s->end_ns ? s->end_ns : hm_now_ns();
+	char at[HM_WALL_TIME_LEN];
 
+	json_u64(j, "schema", MIG_JSON_SCHEMA);
+	hm_wall_time(s->start_ns, at, sizeof(at));
+	json_str(j, "started_at", at);
+	if (s->end_ns) {
+		hm_wall_time(s->end_ns, at, sizeof(at));
+		json_str(j, "ended_at", at);
+	} else {
+		json_null(j, "ended_at");
+	}
 	json_str(j, "phase", s->phase);
 	json_str(j, "dirty_tracking", s->dirty_tracking);
 	json_dbl(j, "total_ms", ms(end - s->start_ns), 1);
@@ -142,9 +152,12 @@ void mig_report_json(const struct mig_stats *s, struct json_out *j)
 		 s->bytes_wire ? (double)s->bytes_raw / (double)s->bytes_wire : 0, 2);
 	json_dbl(j, "predicted_downtime_ms",
 		 s->predicted_downtime_ns == UINT64_MAX ? -1 : ms(s->predicted_downtime_ns), 3);
+	/* the same keys in every mode: null where they do not apply (docs/json.md) */
 	for (size_t i = 0; i < ARRAY_SIZE(fields); i++)
 		if (!fields[i].postcopy || s->postcopy)
 			put_field(s, &fields[i], j);
+		else
+			json_null(j, fields[i].key);
 	json_arr_begin(j, "round_pages");
 	for (uint32_t i = 0; i < s->rounds && i < MIG_MAX_ROUNDS; i++)
 		json_u64(j, NULL, s->round_pages[i]);
@@ -155,6 +168,8 @@ void mig_report_json(const struct mig_stats *s, struct json_out *j)
 	json_arr_end(j);
 	if (s->err)
 		json_str(j, "error", s->error);
+	else
+		json_null(j, "error");
 	if (s->failure[0])
 		json_str(j, "failure", s->failure);
 	else
@@ -162,6 +177,9 @@ void mig_report_json(const struct mig_stats *s, struct json_out *j)
 	if (s->decisions) {
 		json_str(j, "policy_decision", s->decision);
 		json_str(j, "policy_reason", s->policy_reason);
+	} else {
+		json_null(j, "policy_decision");
+		json_null(j, "policy_reason");
 	}
 }
 

@@ -57,20 +57,34 @@ static void mig_done_thread_cb(void *arg)
 static void progress_json(struct vmctl *vc, struct json_out *j)
 {
 	struct mig_stats s;
+	char ts[HM_WALL_TIME_LEN];
 	double eta;
 
 	mig_snapshot(vc->mig, &s);
+	hm_wall_time(hm_now_ns(), ts, sizeof(ts));
 	/* before the first round ends, the average so far */
 	if (s.bandwidth <= 0 && hm_now_ns() > s.start_ns)
 		s.bandwidth = (double)s.bytes_wire * 1e9 / (double)(hm_now_ns() - s.start_ns);
 	eta = s.bandwidth > 0 ? (double)s.remaining * HM_PAGE_SIZE / s.bandwidth : -1;
+	json_u64(j, "schema", MIG_JSON_SCHEMA);
+	json_str(j, "ts", ts);
 	json_str(j, "phase", s.phase);
 	json_str(j, "to", vc->mp.to);
 	json_str(j, "requested_mode", mig_mode_name(vc->mp.mode));
 	json_u64(j, "round", s.rounds);
 	json_dbl(j, "elapsed_s", (double)(hm_now_ns() - s.start_ns) / 1e9, 1);
 	json_u64(j, "bytes_wire", s.bytes_wire);
+	/* the whole migration, not the round: page bytes sent and still queued */
+	json_u64(j, "bytes_processed", s.bytes_raw);
+	json_u64(j, "bytes_remaining", s.remaining * HM_PAGE_SIZE);
+	json_u64(j, "bytes_total", s.bytes_raw + s.remaining * HM_PAGE_SIZE);
+	json_dbl(j, "percent",
+		 s.bytes_raw ? 100.0 * (double)s.bytes_raw /
+				   (double)(s.bytes_raw + s.remaining * HM_PAGE_SIZE)
+			     : 0,
+		 1);
 	json_u64(j, "remaining_pages", s.remaining);
+	json_u64(j, "pages_requested", s.pages_requested);
 	json_dbl(j, "bandwidth_mbps", s.bandwidth * 8 / 1e6, 1);
 	json_u64(j, "bandwidth_limit", s.bandwidth_limit);
 	json_dbl(j, "downtime_limit_ms", (double)s.downtime_limit_ns / 1e6, 1);
@@ -87,7 +101,7 @@ static void progress_json(struct vmctl *vc, struct json_out *j)
 static void mig_tick_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct vmctl *vc = arg;
-	char buf[1024];
+	char buf[2048];
 	struct json_out j;
 
 	(void)fd, (void)what;
@@ -353,7 +367,7 @@ static void cmd_switch_postcopy(struct ctl_req *req, const struct json_field *f,
 static void cmd_job(struct ctl_req *req, const struct json_field *f, size_t n, void *arg)
 {
 	struct vmctl *vc = arg;
-	char buf[1024];
+	char buf[2048];
 	struct json_out j;
 
 	(void)f, (void)n;

@@ -71,6 +71,12 @@ static void test_report_of_success_has_null_failure(void **state)
 	(void)state;
 	roundtrip(&in, &out, buf, sizeof(buf));
 	assert_non_null(strstr(buf, "\"failure\":null"));
+	assert_non_null(strstr(buf, "\"error\":null"));
+	/* the same keys in every mode: post-copy's are null after a pre-copy */
+	assert_non_null(strstr(buf, "\"fault_latency_p99_us\":null"));
+	assert_non_null(strstr(buf, "\"pages_pushed\":null"));
+	assert_non_null(strstr(buf, "\"schema\":1,"));
+	assert_non_null(strstr(buf, "\"started_at\":\"20"));
 	assert_string_equal(out.failure, "");
 	assert_int_equal(out.err, 0);
 }

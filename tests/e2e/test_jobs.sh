@@ -47,6 +47,9 @@ check "job: a migration runs" job_until "$T/a.s.sock" job migration
 check "job: phase is pre-copy" grep -q '"phase":"precopy"' "$T/a.job"
 check "job: the bandwidth limit is --bandwidth" [ "$(json_get bandwidth_limit <"$T/a.job")" = 8388608 ]
 check "job: the destination" [ "$(json_get to <"$T/a.job")" = "127.0.0.1:$PORT" ]
+check "job: schema 1" [ "$(json_get schema <"$T/a.job")" = 1 ]
+check "job: a wall-clock time" grep -Eq '"ts":"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9:.]+Z"' "$T/a.job"
+check "job: percent of the whole migration" python3 -c "import json,sys; j=json.load(open('$T/a.job')); sys.exit(0 if 0 <= j['percent'] <= 100 and j['bytes_total'] == j['bytes_processed'] + j['bytes_remaining'] else 1)"
 check "status: shows the migration" [ "$("$HM" status --control "$T/a.s.sock" --json | json_get migration)" = precopy ]
 "$HM" set-bandwidth --control "$T/a.s.sock" 12MiB/s >"$T/sb.out"
 check "set-bandwidth: accepted" [ $? -eq 0 ]
