@@ -389,6 +389,15 @@ static int syscall_error(int sys, char *why, size_t whylen)
 	case ECONNABORTED:
 		snprintf(why, whylen, "connection reset by peer");
 		return -EPIPE;
+	case EBADMSG:
+	case EMSGSIZE:
+		/*
+		 * Where the kernel's TLS module is loaded, OpenSSL hands records to
+		 * it, and a record that is not TLS or fails to decrypt comes back
+		 * as a socket error: the same protocol error as in user space.
+		 */
+		snprintf(why, whylen, "bad TLS record (kernel TLS: %s)", strerror(sys));
+		return -EPROTO;
 	default:
 		snprintf(why, whylen, "TLS socket error: %s", strerror(sys));
 		return -sys;
