@@ -21,6 +21,7 @@ struct event_base;
 struct vm;
 struct vmctl;
 struct control;
+struct metrics;
 
 #define EXIT_USAGE    2
 #define EXIT_BADPAGES 3
@@ -38,6 +39,7 @@ struct run_opts {
 	uint64_t seconds;
 	bool json;
 	enum dirty_mode dirty; /* --dirty-tracking: which KVM mechanism the VM tracks pages with */
+	const char *metrics_listen; /* --metrics-listen ADDR:PORT, or NULL */
 };
 
 /* A VM served on an event loop: run's, and incoming's once the VM runs here. */
@@ -48,6 +50,7 @@ struct run_ctx {
 	struct vm *vm;
 	struct vmctl *vc;
 	struct control *ctl; /* made here unless the caller bound it first */
+	struct metrics *metrics; /* --metrics-listen; made here unless the caller did */
 	struct event *seconds_ev;
 	struct event *progress_ev;
 	struct event *sig_ev[2];
@@ -58,6 +61,8 @@ struct run_ctx {
 	bool progress_shown;
 };
 
+/* 0 when @addr is a --metrics-listen address; else says so and returns EXIT_USAGE. */
+int metrics_addr_check(const char *cmd, const char *addr);
 /* Print "hybridmig CMD: MESSAGE" and a hint; returns EXIT_USAGE. */
 int cmd_usage_error(const char *cmd, const char *fmt, ...) __printf(2, 3);
 

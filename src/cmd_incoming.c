@@ -2,6 +2,7 @@
 /* hybridmig incoming: receive one migrated VM and run it. */
 #define LOG_PREFIX ""
 #include <errno.h>
+#include <math.h>
 #include <event2/event.h>
 #include <event2/thread.h>
 #include <getopt.h>
@@ -24,6 +25,7 @@
 #include "src/dest.h"
 #include "src/tls.h"
 #include "src/log.h"
+#include "src/metrics.h"
 #include "src/mig.h"
 #include "src/net.h"
 #include "src/parse.h"
@@ -52,7 +54,8 @@ static void incoming_usage(void)
 	    "usage: hybridmig incoming --listen ADDR:PORT (--tls-dir DIR [--tls-peer NAME] |\n"
 	    "                          --insecure) [--control PATH] [--max-mem SIZE]\n"
 	    "                          [--wait S] [--reconnect-timeout S]\n"
-	    "                          [--dirty-tracking MODE] [--json] [-v]\n\n"
+	    "                          [--dirty-tracking MODE] [--metrics-listen ADDR:PORT]\n"
+	    "                          [--json] [-v]\n\n"
 	    "Waits for one VM migrated by 'hybridmig migrate', receives it, runs it and serves\n"
 	    "its control socket (the same commands as 'run'). Exits when the VM stops.\n"
 	    "Connections without valid credentials are refused and the wait goes on.\n\n"
@@ -71,7 +74,34 @@ static void incoming_usage(void)
 	    "  --dirty-tracking MODE  dirty tracking of the VM once here (it may migrate on):\n"
 	    "                      ring, log or auto (default: KVM's dirty ring where offered;\n"
 	    "                      env HYBRIDMIG_DIRTY_TRACKING)\n"
+	    "  --metrics-listen ADDR:PORT  Prometheus metrics at http://ADDR:PORT/metrics from\n"
+	    "                      the start: waiting, post-copy pages missing and the fault\n"
+	    "                      latency histogram, then the VM's (plain HTTP, read-only)\n"
 	    "  --json              print the final summary as one JSON object\n");
+}
+
+/* The destination's figures for --metrics-listen (the VM's come from its vmctl). */
+static void incoming_metrics(void *arg, struct metrics_out *o)
+{
+	struct incoming_ctx *ic = arg;
+	double le[FAULT_HIST_BUCKETS];
+	uint64_t count[FAULT_HIST_BUCKETS];
+	struct fault_hist h = { 0 };
+
+	metrics_gauge(o, "hybridmig_incoming_waiting", "1 while no VM has arrived.", !ic->rc.vm);
+	metrics_gauge(o, "hybridmig_incoming_postcopy_missing_pages",
+		      "Post-copy: pages the source still owes this side.",
+		      ic->d ? (double)dest_missing(ic->d) : 0);
+	if (ic->d)
+		dest_latency_hist(ic->d, &h);
+	/* QEMU's postcopy-latency-dist buckets: powers of two microseconds */
+	for (unsigned int i = 0; i < FAULT_HIST_BUCKETS; i++) {
+		le[i] = i + 1 < FAULT_HIST_BUCKETS ? (double)(1ULL << i) / 1e6 : INFINITY;
+		count[i] = h.count[i];
+	}
+	metrics_histogram(o, "hybridmig_postcopy_fault_latency_seconds",
+			  "Post-copy: a remote fault's request until its page is placed.", le, count,
+			  FAULT_HIST_BUCKETS, (double)h.sum_us / 1e6);
 }
 
 /* From the destination's thread: hand over to the loop. */
@@ -157,6 +187,7 @@ static int parse_incoming(int argc, char **argv, struct incoming_ctx *ic)
 		{ "reconnect-timeout", required_argument, NULL, 'R' },
 		{ "dirty-tracking", required_argument, NULL, 'd' },
 		{ "json", no_argument, NULL, 'j' },
+		{ "metrics-listen", required_argument, NULL, 'M' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
@@ -214,6 +245,11 @@ static int parse_incoming(int argc, char **argv, struct incoming_ctx *ic)
 		case 'j':
 			ic->rc.o.json = true;
 			break;
+		case 'M':
+			if (metrics_addr_check("incoming", optarg))
+				return EXIT_USAGE;
+			ic->rc.o.metrics_listen = optarg;
+			break;
 		case 'v':
 			log_set_level(log_get_level() < HM_LOG_DBG ? log_get_level() + 1
 								   : HM_LOG_DBG);
@@ -270,6 +306,13 @@ static int incoming_prepare(struct incoming_ctx *ic)
 		ic->rc.ctl = control_new(ic->rc.base, ic->rc.o.control, why, sizeof(why));
 		if (!ic->rc.ctl)
 			goto out_err;
+	}
+	if (ic->rc.o.metrics_listen) {
+		ic->rc.metrics = metrics_new(ic->rc.base, ic->rc.o.metrics_listen, why, sizeof(why));
+		if (!ic->rc.metrics || metrics_add(ic->rc.metrics, incoming_metrics, ic)) {
+			snprintf(why + strlen(why), sizeof(why) - strlen(why), " (--metrics-listen)");
+			goto out_err;
+		}
 	}
 	ic->ready_ev = event_new(ic->rc.base, -1, 0, incoming_ready_cb, ic);
 	if (!ic->ready_ev)
@@ -329,6 +372,9 @@ int cmd_incoming(int argc, char **argv)
 	fprintf(stderr, "hybridmig incoming: waiting for a VM on %s (%s)\n", ic->listen,
 		ic->tls ? "TLS 1.3, peers authenticated"
 			: "plain TCP, no authentication: --insecure");
+	if (ic->rc.metrics)
+		fprintf(stderr, "hybridmig incoming: metrics on http://%s/metrics\n",
+			ic->rc.o.metrics_listen);
 	event_base_dispatch(ic->rc.base);
 	if (write(ic->dp.stop_fd, &one, sizeof(one)) != sizeof(one))
 		hm_dbg("stop eventfd write failed");

@@ -24,6 +24,7 @@
 #include "src/dest.h"
 #include "src/tls.h"
 #include "src/log.h"
+#include "src/metrics.h"
 #include "src/mig.h"
 #include "src/net.h"
 #include "src/parse.h"
@@ -38,7 +39,7 @@ static void print_run_help(void)
 {
 	printf("usage: hybridmig run [--mem SIZE] [--vcpus N] [--guest NAME[:k=v,...]]\n"
 	       "                     [--control PATH] [--seconds N] [--dirty-tracking MODE]\n"
-	       "                     [--json] [-v]\n\n"
+	       "                     [--metrics-listen ADDR:PORT] [--json] [-v]\n\n"
 	       "Starts a VM running a built-in test guest.\n\n"
 	       "  --mem SIZE        guest RAM, e.g. 512M, 4G (default 1G, at most %llu G);\n"
 	       "                    untouched memory costs nothing\n"
@@ -56,6 +57,9 @@ static void print_run_help(void)
 	       "  --dirty-tracking MODE  how migrations see the pages the guest writes: ring\n"
 	       "                    (KVM's dirty ring), log (KVM's dirty log) or auto (default:\n"
 	       "                    the ring where KVM offers it; env HYBRIDMIG_DIRTY_TRACKING)\n"
+	       "  --metrics-listen ADDR:PORT  serve Prometheus metrics of the VM and its\n"
+	       "                    migrations at http://ADDR:PORT/metrics (plain HTTP,\n"
+	       "                    read-only; bind it where only monitoring reaches)\n"
 	       "  --json            print the summary as one JSON object on stdout\n"
 	       "  -v, --verbose     more messages on stderr (repeat for debug)\n");
 }
@@ -70,6 +74,7 @@ static int parse_run_opts(int argc, char **argv, struct run_opts *o)
 		{ "seconds", required_argument, NULL, 't' },
 		{ "dirty-tracking", required_argument, NULL, 'd' },
 		{ "json", no_argument, NULL, 'j' },
+		{ "metrics-listen", required_argument, NULL, 'M' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
@@ -116,6 +121,11 @@ static int parse_run_opts(int argc, char **argv, struct run_opts *o)
 		case 'j':
 			o->json = true;
 			break;
+		case 'M':
+			if (metrics_addr_check("run", optarg))
+				return EXIT_USAGE;
+			o->metrics_listen = optarg;
+			break;
 		case 'v':
 			log_set_level(log_get_level() + 1 > HM_LOG_DBG ? HM_LOG_DBG
 								       : log_get_level() + 1);
@@ -129,6 +139,17 @@ static int parse_run_opts(int argc, char **argv, struct run_opts *o)
 	}
 	if (optind < argc)
 		return cmd_usage_error("run", "unexpected argument '%s'", argv[optind]);
+	return 0;
+}
+
+int metrics_addr_check(const char *cmd, const char *addr)
+{
+	struct sockaddr_storage ss;
+	socklen_t len;
+
+	if (net_parse_sockaddr(addr, &ss, &len))
+		return cmd_usage_error(cmd, "bad --metrics-listen '%s' (ADDR:PORT, [IPv6]:PORT)",
+				       addr);
 	return 0;
 }
 
@@ -274,6 +295,15 @@ int cmd_run_setup(struct run_ctx *rc)
 	}
 	if (rc->ctl)
 		err = vmctl_attach(rc->vc, rc->ctl);
+	if (!err && rc->o.metrics_listen && !rc->metrics) {
+		rc->metrics = metrics_new(rc->base, rc->o.metrics_listen, why, sizeof(why));
+		if (!rc->metrics) {
+			hm_err("--metrics-listen: %s", why);
+			return -EINVAL;
+		}
+	}
+	if (!err && rc->metrics)
+		err = metrics_add(rc->metrics, vmctl_metrics, rc->vc);
 	for (int i = 0; i < 2 && !err; i++) {
 		rc->sig_ev[i] = evsignal_new(rc->base, sigs[i], signal_cb, rc);
 		if (!rc->sig_ev[i] || event_add(rc->sig_ev[i], NULL))
@@ -374,6 +404,8 @@ int cmd_run_finish(struct run_ctx *rc)
 
 void cmd_run_teardown(struct run_ctx *rc)
 {
+	/* its sources are the vmctl and the caller's: first */
+	metrics_free(rc->metrics);
 	vmctl_free(rc->vc);
 	control_free(rc->ctl);
 	for (int i = 0; i < 2; i++)

@@ -72,6 +72,7 @@ struct dest {
 	bool postcopy;	      /* the VM runs here while pages still arrive */
 	struct bitmap needed; /* pages the source still holds (PAGEMAP) */
 	struct fault fault;
+	struct fault_hist lat_hist; /* post-copy request latencies */
 	struct bitmap written; /* pages written here before the switch (vm_new, pre-copy) */
 	pthread_t uthread;
 	bool ustarted;
@@ -97,6 +98,8 @@ struct dest {
  * guest runs here and when it is over. NULL on allocation failure.
  */
 struct dest *dest_start(const struct dest_params *p, dest_event_fn event, void *arg);
+/* The post-copy request latency histogram so far. Any thread. */
+void dest_latency_hist(struct dest *d, struct fault_hist *out);
 /* Pages still owed (post-copy), 0 otherwise. Any thread. */
 uint64_t dest_missing(struct dest *d);
 /*

@@ -171,6 +171,7 @@ int dest_postcopy_arm(struct dest *d)
 	if (err)
 		return dest_fail(d, err, "cannot register guest RAM with userfaultfd: %s",
 				 strerror(-err));
+	d->fault.hist = &d->lat_hist;
 	err = fault_start(&d->fault);
 	if (!err)
 		err = start_urgent(d);
@@ -345,6 +346,13 @@ void dest_postcopy_missing(struct dest *d, char *buf, size_t len)
 		runs++;
 		g = end;
 	}
+}
+
+void dest_latency_hist(struct dest *d, struct fault_hist *out)
+{
+	for (unsigned int i = 0; i < FAULT_HIST_BUCKETS; i++)
+		out->count[i] = __atomic_load_n(&d->lat_hist.count[i], __ATOMIC_RELAXED);
+	out->sum_us = __atomic_load_n(&d->lat_hist.sum_us, __ATOMIC_RELAXED);
 }
 
 void dest_postcopy_exit(struct dest *d)

@@ -11,6 +11,7 @@
 #include "src/json.h"
 #include "src/log.h"
 #include "src/meter.h"
+#include "src/metrics.h"
 #include "src/mig.h"
 #include "src/policy_record.h"
 #include "src/vm.h"
@@ -286,6 +287,35 @@ void vmctl_status(struct vmctl *vc, struct json_out *j)
 }
 
 /* ---- control commands ---------------------------------------------------- */
+
+void vmctl_metrics(void *arg, struct metrics_out *o)
+{
+	struct vmctl *vc = arg;
+	struct vm *vm = vc->vm;
+	char guest[96];
+	char track[64];
+	char state[64];
+	char labels[256];
+
+	metrics_label(guest, sizeof(guest), "guest", vc->spec->type->name);
+	metrics_label(track, sizeof(track), "dirty_tracking", dirty_tracking_name(vm));
+	metrics_label(state, sizeof(state), "state", vm_state_name(vm_get_state(vm)));
+	snprintf(labels, sizeof(labels), "%s,%s,%s", guest, track, state);
+	metrics_family(o, "hybridmig_vm_info", "gauge", "The VM in this process (always 1).");
+	metrics_sample(o, "hybridmig_vm_info", labels, 1);
+	metrics_gauge(o, "hybridmig_vm_memory_bytes", "Guest-physical RAM.", (double)vm->mem.size);
+	metrics_gauge(o, "hybridmig_vm_vcpus", "vCPUs.", vm->nr_vcpus);
+	metrics_gauge(o, "hybridmig_vm_uptime_seconds", "Since the VM started in this process.",
+		      vm->start_ns ? (double)(hm_now_ns() - vm->start_ns) / 1e9 : 0);
+	metrics_family(o, "hybridmig_vm_work_units_total", "counter",
+		       "Work units the guest reported (its progress).");
+	metrics_sample(o, "hybridmig_vm_work_units_total", "", (double)devwin_units(&vm->dw));
+	metrics_gauge(o, "hybridmig_vm_work_units_per_second", "The guest's rate, last second.",
+		      meter_rate(&vc->units, RATE_WINDOW_NS));
+	metrics_gauge(o, "hybridmig_vm_fenced",
+		      "1 while the VM is fenced here after an unfinished switch-over.", vc->fenced);
+	vmctl_mig_metrics(vc, o);
+}
 
 static void reply_status(struct vmctl *vc, struct ctl_req *req)
 {

@@ -54,6 +54,12 @@ bool vmctl_migrated(struct vmctl *vc, struct mig_stats *s, const char **to);
  * or the VM is fenced holding pages the destination needs), or NULL.
  */
 const char *vmctl_unsafe_to_stop(struct vmctl *vc);
+struct metrics_out;
+/*
+ * A metrics source (src/metrics.h) for @arg, a vmctl: the VM's figures and
+ * those of its migration out, running or the last one.
+ */
+void vmctl_metrics(void *arg, struct metrics_out *o);
 /* Average work units per second since the first progress report. */
 double vmctl_units_avg(struct vmctl *vc);
 

@@ -11,6 +11,7 @@
 #include "src/json.h"
 #include "src/log.h"
 #include "src/meter.h"
+#include "src/metrics.h"
 #include "src/mig.h"
 #include "src/policy_record.h"
 #include "src/vm.h"
@@ -448,6 +449,65 @@ static void cmd_set_downtime(struct ctl_req *req, const struct json_field *f, si
 	vc->mp.downtime_limit_ns = (uint64_t)(dl * 1e6);
 	mig_set_downtime(vc->mig, vc->mp.downtime_limit_ns);
 	control_reply(req, "{\"ok\":true,\"state\":\"downtime limit set\"}");
+}
+
+/* Names after KubeVirt's kubevirt_vmi_migration_* (docs/metrics.md). */
+void vmctl_mig_metrics(struct vmctl *vc, struct metrics_out *o)
+{
+	const struct mig_stats *s = &vc->mig_final;
+	struct mig_stats live;
+	char labels[320];
+	char a[96];
+	char b[160];
+	char c[48];
+	bool running = vc->mig_active && vc->mig;
+
+	if (!running && !vc->mig_final.start_ns)
+		return; /* none ran */
+	if (running) {
+		mig_snapshot(vc->mig, &live);
+		s = &live;
+	}
+	metrics_label(a, sizeof(a), "phase", s->phase);
+	metrics_label(b, sizeof(b), "to", vc->mp.to);
+	metrics_label(c, sizeof(c), "requested_mode", mig_mode_name(vc->mp.mode));
+	snprintf(labels, sizeof(labels), "%s,%s,%s", a, b, c);
+	metrics_family(o, "hybridmig_migration_info", "gauge",
+		       "The running or last migration out of this process (always 1).");
+	metrics_sample(o, "hybridmig_migration_info", labels, 1);
+	metrics_gauge(o, "hybridmig_migration_running", "1 while a migration out runs.", running);
+	metrics_gauge(o, "hybridmig_migration_data_processed_bytes", "Page bytes sent so far.",
+		      (double)s->bytes_raw);
+	metrics_gauge(o, "hybridmig_migration_data_remaining_bytes", "Page bytes still queued.",
+		      (double)(s->remaining * HM_PAGE_SIZE));
+	metrics_gauge(o, "hybridmig_migration_data_total_bytes",
+		      "Processed plus remaining: what it sends if nothing more is dirtied.",
+		      (double)(s->bytes_raw + s->remaining * HM_PAGE_SIZE));
+	metrics_gauge(o, "hybridmig_migration_wire_bytes", "Bytes sent on the wire.",
+		      (double)s->bytes_wire);
+	metrics_gauge(o, "hybridmig_migration_dirty_memory_rate_bytes",
+		      "Bytes/s the guest dirtied, last harvest.", s->dirty_rate * HM_PAGE_SIZE);
+	metrics_gauge(o, "hybridmig_migration_memory_transfer_rate_bytes",
+		      "Bytes/s acknowledged by the destination, measured.", s->bandwidth);
+	metrics_gauge(o, "hybridmig_migration_bandwidth_limit_bytes",
+		      "The bandwidth cap, bytes/s (0: none).", (double)s->bandwidth_limit);
+	metrics_gauge(o, "hybridmig_migration_downtime_limit_seconds", "The downtime limit.",
+		      (double)s->downtime_limit_ns / 1e9);
+	metrics_gauge(o, "hybridmig_migration_rounds", "Pre-copy rounds.", s->rounds);
+	metrics_gauge(o, "hybridmig_migration_postcopy", "1 once it switched to post-copy.",
+		      s->postcopy);
+	metrics_gauge(o, "hybridmig_migration_postcopy_requested_pages",
+		      "Pages the destination asked for during post-copy.",
+		      (double)s->pages_requested);
+	metrics_gauge(o, "hybridmig_migration_downtime_seconds",
+		      "The guest's downtime at the switch-over (0 before it).",
+		      (double)s->downtime_ns / 1e9);
+	metrics_gauge(o, "hybridmig_migration_succeeded", "1 when the last migration moved the VM.",
+		      !running && vc->migrated);
+	metrics_label(a, sizeof(a), "failure", s->failure[0] ? s->failure : "none");
+	metrics_family(o, "hybridmig_migration_failed", "gauge",
+		       "1 when the last migration failed, labelled with why.");
+	metrics_sample(o, "hybridmig_migration_failed", a, !running && s->err);
 }
 
 bool vmctl_migrated(struct vmctl *vc, struct mig_stats *s, const char **to)

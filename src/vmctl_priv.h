@@ -61,5 +61,8 @@ void vmctl_stop_after_reply(void *arg);
 int vmctl_mig_init(struct vmctl *vc) __must_check;
 void vmctl_mig_free(struct vmctl *vc);
 int vmctl_mig_attach(struct vmctl *vc, struct control *ctl) __must_check;
+struct metrics_out;
+/* The migration's metrics, when one ran. */
+void vmctl_mig_metrics(struct vmctl *vc, struct metrics_out *o);
 
 #endif

@@ -46,6 +46,13 @@ int fault_init(struct fault *f, struct guest_mem *gm, const struct bitmap *neede
 	return err;
 }
 
+unsigned int fault_hist_bucket(uint64_t us)
+{
+	unsigned int b = us ? 64 - (unsigned int)__builtin_clzll(us) : 0;
+
+	return b < FAULT_HIST_BUCKETS ? b : FAULT_HIST_BUCKETS - 1;
+}
+
 static void note_latency(struct fault *f, uint64_t gfn, uint64_t now)
 {
 	uint64_t t = __atomic_exchange_n(&f->req_ns[gfn], 0, __ATOMIC_ACQ_REL);
@@ -53,6 +60,11 @@ static void note_latency(struct fault *f, uint64_t gfn, uint64_t now)
 	if (!t)
 		return;
 	f->st.blocked_ns += now - t;
+	if (f->hist) {
+		__atomic_fetch_add(&f->hist->count[fault_hist_bucket((now - t) / 1000)], 1,
+				   __ATOMIC_RELAXED);
+		__atomic_fetch_add(&f->hist->sum_us, (now - t) / 1000, __ATOMIC_RELAXED);
+	}
 	if (f->nr_lat < FAULT_LAT_MAX)
 		f->lat_us[f->nr_lat++] = (uint32_t)min_t(uint64_t, (now - t) / 1000, UINT32_MAX);
 }

@@ -28,6 +28,18 @@ struct guest_mem;
 typedef int (*fault_request_fn)(void *arg, uint64_t gfn);
 
 #define FAULT_LAT_MAX (1u << 20) /* latencies kept for percentiles */
+/*
+ * Request latencies as a histogram of powers of two microseconds, as
+ * QEMU's postcopy-latency-dist: bucket 0 holds [0, 1) us, bucket i
+ * [2^(i-1), 2^i) us, the last everything from 2^(FAULT_HIST_BUCKETS-2) us.
+ */
+#define FAULT_HIST_BUCKETS 24
+
+/* Updated with atomic adds by the fault path, read with atomic loads anywhere. */
+struct fault_hist {
+	uint64_t count[FAULT_HIST_BUCKETS];
+	uint64_t sum_us;
+};
 
 struct fault_stats {
 	uint64_t faults;       /* fault messages read */
@@ -57,6 +69,7 @@ struct fault {
 	pthread_mutex_t lock; /* guards stats and lat */
 	struct fault_stats st;
 	uint32_t *lat_us; /* request latencies (fault -> placed), us */
+	struct fault_hist *hist; /* not owned, or NULL */
 	uint32_t nr_lat;
 	int err; /* the fault thread's failure, -errno */
 };
@@ -76,6 +89,8 @@ bool fault_complete(struct fault *f);
 /* Stop the thread, unregister, free. Accepts a zeroed object. */
 void fault_exit(struct fault *f);
 void fault_get_stats(struct fault *f, struct fault_stats *st);
+/* The histogram bucket of a latency of @us microseconds (FAULT_HIST_BUCKETS). */
+unsigned int fault_hist_bucket(uint64_t us);
 /* Percentile @p (0..100) of the request latencies in microseconds, 0 if none. */
 uint32_t fault_latency_us(struct fault *f, double p);
 

@@ -16,13 +16,14 @@ _hybridmig_opts()
 	version | help | --*)
 		return ;;
 	run)
-		echo "--mem --vcpus --guest --control --seconds --dirty-tracking --json -v --verbose" ;;
+		echo "--mem --vcpus --guest --control --seconds --dirty-tracking --metrics-listen --json
+			-v --verbose" ;;
 	status | verify | pause | resume | stop | abort | switch-postcopy | job | set-bandwidth | \
 		set-downtime)
 		echo "--control --json --timeout --force" ;;
 	incoming)
 		echo "--listen --tls-dir --tls-peer --insecure --control --max-mem --wait
-			--reconnect-timeout --dirty-tracking --json -v --verbose" ;;
+			--reconnect-timeout --dirty-tracking --metrics-listen --json -v --verbose" ;;
 	migrate)
 		echo "--control --to --mode --tls-dir --tls-peer --insecure --bandwidth
 			--downtime-limit --timeout --postcopy-after-rounds --reconnect-timeout
