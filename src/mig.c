@@ -267,7 +267,8 @@ const char *mig_failure_class(int err, bool refused)
 		return "cancelled";
 	if (err == -ETIME)
 		return "not_converged";
-	if (refused)
+	/* a destination busy with another migration turns us away at the hello */
+	if (refused || err == -EBUSY)
 		return "refused";
 	if (link_error_transient(err))
 		return "link_lost";

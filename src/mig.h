@@ -135,7 +135,8 @@ void mig_switch_to_postcopy(struct mig *m);
  * The class of a failure -errno @err, for operators and exit codes: NULL
  * (no failure), "cancelled" (-ECANCELED), "not_converged" (-ETIME: the
  * guest writes too fast for pre-copy, the policy or --timeout gave up),
- * "refused" (@refused: the destination's checks said no), "link_lost"
+ * "refused" (@refused: the destination's checks said no; -EBUSY: it is
+ * receiving another migration), "link_lost"
  * (the connection failed), else "error".
  */
 const char *mig_failure_class(int err, bool refused);

@@ -16,6 +16,7 @@ static void test_failure_class_of_each_errno(void **state)
 	/* the destination's code is its own; what counts is that it refused */
 	assert_string_equal(mig_failure_class(-ENOMEM, true), "refused");
 	assert_string_equal(mig_failure_class(-EPERM, true), "refused");
+	assert_string_equal(mig_failure_class(-EBUSY, false), "refused");
 	assert_string_equal(mig_failure_class(-EPIPE, false), "link_lost");
 	assert_string_equal(mig_failure_class(-ECONNRESET, false), "link_lost");
 	assert_string_equal(mig_failure_class(-ECONNREFUSED, false), "link_lost");

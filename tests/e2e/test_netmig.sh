@@ -48,7 +48,7 @@ mp=$!
 sleep 2
 bash tools/testnet.sh linkdown $NET
 wait $mp
-check "link cut: migrate exits 1" [ $? -eq 1 ]
+check "link cut: migrate exits 7 (link lost)" [ $? -eq 7 ]
 check "link cut: the source says the destination stopped answering" grep -q "stopped answering\|connection to the destination was lost" "$T/m3.err"
 check "link cut: VM still running on the source" [ "$("$HM" status --control "$T/s3.sock" --json | json_get state)" = running ]
 check "link cut: verify ok on the source" [ "$("$HM" verify --control "$T/s3.sock" --json | json_get verify)" = ok ]

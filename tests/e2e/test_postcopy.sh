@@ -94,7 +94,7 @@ mp=$!
 sleep 2
 bash tools/testnet.sh linkdown "$NET"
 wait $mp
-check "post-copy link cut: migrate exits 1" [ $? -eq 1 ]
+check "post-copy link cut: migrate exits 7 (link lost)" [ $? -eq 7 ]
 tail -1 "$T/cut.mig" >"$T/cut.final"
 check "post-copy link cut: it had switched" [ "$(json_get postcopy <"$T/cut.final")" = true ]
 check "post-copy link cut: source VM stays fenced (paused for good)" [ "$("$HM" status --control "$T/cut.s.sock" --json | json_get state)" = fenced ]

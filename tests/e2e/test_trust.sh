@@ -109,7 +109,7 @@ until grep -q '"migration":"precopy"' "$T/b.st" 2>/dev/null || [ $i -ge 100 ]; d
 	i=$((i + 1))
 done
 "$HM" migrate --mode precopy $TLS_SRC --control "$T/b2.s.sock" --to 127.0.0.1:$PORT >/dev/null 2>"$T/b2.err"
-check "second source: migrate exits 1" [ $? -eq 1 ]
+check "second source: migrate exits 6 (refused: busy)" [ $? -eq 6 ]
 check "second source: told the destination is busy ($(cat "$T/b2.err"))" grep -q "busy" "$T/b2.err"
 check "second source: its VM runs on" [ "$("$HM" status --control "$T/b2.s.sock" --json | json_get state)" = running ]
 wait "$mp"
