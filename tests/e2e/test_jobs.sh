@@ -56,8 +56,8 @@ wait_sock "$T/a.s.sock" || bad "a: source did not come up"
 mp=$!
 PIDS="$PIDS $mp"
 check "job: a migration runs" job_until "$T/a.s.sock" job migration
+check "job: phase becomes pre-copy (after connecting, checks)" job_until "$T/a.s.sock" phase precopy
 "$HM" job --control "$T/a.s.sock" --json >"$T/a.job"
-check "job: phase is pre-copy" grep -q '"phase":"precopy"' "$T/a.job"
 check "job: the bandwidth limit is --bandwidth" [ "$(json_get bandwidth_limit <"$T/a.job")" = 8388608 ]
 check "job: the destination" [ "$(json_get to <"$T/a.job")" = "127.0.0.1:$PORT" ]
 check "job: schema 1" [ "$(json_get schema <"$T/a.job")" = 1 ]
