@@ -104,6 +104,22 @@ static void incoming_metrics(void *arg, struct metrics_out *o)
 			  FAULT_HIST_BUCKETS, (double)h.sum_us / 1e6);
 }
 
+/* While post-copy pages are still on their way, trace and migrate wait (vmctl_set_arriving). */
+static const char *incoming_arriving(void *arg)
+{
+	struct incoming_ctx *ic = arg;
+	static char why[160];
+	uint64_t missing = ic->d ? dest_missing(ic->d) : 0;
+
+	if (!missing)
+		return NULL;
+	snprintf(why, sizeof(why),
+		 "post-copy: %llu pages are still arriving from the source; wait until the "
+		 "migration completes",
+		 (unsigned long long)missing);
+	return why;
+}
+
 /* From the destination's thread: hand over to the loop. */
 static void incoming_event(void *arg, int err)
 {
@@ -131,6 +147,7 @@ static void incoming_ready_cb(evutil_socket_t fd, short what, void *arg)
 			cmd_run_stop(rc);
 			return;
 		}
+		vmctl_set_arriving(rc->vc, incoming_arriving, ic);
 		fprintf(stderr,
 			"hybridmig incoming: VM running here (%llu pages received, %u rounds, "
 			"switch-over %.2f ms)\n",

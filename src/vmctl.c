@@ -146,6 +146,17 @@ void vmctl_free(struct vmctl *vc)
 	free(vc);
 }
 
+void vmctl_set_arriving(struct vmctl *vc, vmctl_arriving_fn fn, void *arg)
+{
+	vc->arriving = fn;
+	vc->arriving_arg = arg;
+}
+
+const char *vmctl_arriving(struct vmctl *vc)
+{
+	return vc->arriving ? vc->arriving(vc->arriving_arg) : NULL;
+}
+
 void vmctl_set_exit_cb(struct vmctl *vc, vmctl_exit_fn fn, void *arg)
 {
 	vc->exit_fn = fn;

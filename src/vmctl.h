@@ -60,6 +60,16 @@ struct metrics_out;
  * those of its migration out, running or the last one.
  */
 void vmctl_metrics(void *arg, struct metrics_out *o);
+/*
+ * On a destination: while @fn(@arg) returns a reason (post-copy pages still
+ * arriving), `trace` and `migrate` are refused with it: a trace would
+ * measure page arrivals, not the guest, and the VM cannot move on before
+ * it is whole here. @fn runs on the loop thread.
+ */
+typedef const char *(*vmctl_arriving_fn)(void *arg);
+void vmctl_set_arriving(struct vmctl *vc, vmctl_arriving_fn fn, void *arg);
+/* That reason now, or NULL. */
+const char *vmctl_arriving(struct vmctl *vc);
 /* Average work units per second since the first progress report. */
 double vmctl_units_avg(struct vmctl *vc);
 

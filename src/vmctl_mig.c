@@ -311,6 +311,10 @@ static void cmd_migrate(struct ctl_req *req, const struct json_field *f, size_t 
 					 "'migrate --resume' finishes it");
 		return;
 	}
+	if (vmctl_arriving(vc)) {
+		control_reply_error(req, "%s", vmctl_arriving(vc));
+		return;
+	}
 	if (vm_get_state(vc->vm) != VM_RUNNING || vc->verify_busy) {
 		control_reply_error(req, "the VM must be running, with no verify in flight");
 		return;

@@ -12,6 +12,7 @@
 #include "src/devwin.h"
 #include "src/meter.h"
 #include "src/mig.h"
+#include "src/vmctl.h"
 
 struct control;
 struct ctl_req;
@@ -50,6 +51,8 @@ struct vmctl {
 	bool migrated;
 	bool fenced; /* the switch-over did not complete: the guest may run there; never resume */
 	struct vmctl_trace *trace; /* the `trace` command (src/vmctl_trace.c) */
+	vmctl_arriving_fn arriving; /* a destination: still receiving pages? */
+	void *arriving_arg;
 };
 
 /* The VM is done here: a pending verify is answered, the exit callback runs once. */

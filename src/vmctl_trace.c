@@ -207,8 +207,12 @@ static const char *trace_params(const struct json_field *f, size_t n, uint64_t *
 
 static const char *why_not(struct vmctl_trace *t)
 {
+	const char *arriving = vmctl_arriving(t->vc);
+
 	if (t->req)
 		return "a trace is already running";
+	if (arriving)
+		return arriving;
 	if (vmctl_unsafe_to_stop(t->vc))
 		return "a migration is running or the VM is fenced: trace after it (a migration "
 		       "records what its probe saw with migrate --record)";

@@ -105,6 +105,11 @@ sleep 1 # the working set is written
 mp=$!
 PIDS="$PIDS $mp"
 check "post-copy: job shows it fenced" job_until "$T/p.s.sock" fenced true
+# 128 MiB at 16 MiB/s: pages arrive for 8 s at least
+wait_sock "$T/p.d.sock" || bad "p: destination control socket"
+"$HM" trace --control "$T/p.d.sock" --seconds 1 >/dev/null 2>"$T/ptr.err"
+check "trace on a destination still receiving pages: refused" [ $? -eq 1 ]
+check "trace refused: says the pages are still arriving" grep -q "still arriving" "$T/ptr.err"
 "$HM" set-bandwidth --control "$T/p.s.sock" 32M >/dev/null 2>"$T/psb.err"
 check "set-bandwidth after the switch-over: refused" [ $? -eq 1 ]
 check "set-bandwidth after the switch-over: says why" grep -q "switch-over has begun" "$T/psb.err"
