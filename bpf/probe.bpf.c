@@ -25,7 +25,14 @@
 char LICENSE[] SEC("license") = "Dual MIT/GPL";
 
 /* set by user space before load */
-const volatile __u32 tgid = 0;	 /* the VMM's process */
+const volatile __u32 tgid = 0;	 /* the VMM's process, as getpid() says in its PID namespace */
+/*
+ * That PID namespace (/proc/self/ns/pid: device in the kernel's encoding,
+ * inode); 0 = compare the kernel's own ids. A VMM in a container or any
+ * other PID namespace sees ids that differ from the kernel's.
+ */
+const volatile __u64 pidns_dev = 0;
+const volatile __u64 pidns_ino = 0;
 const volatile __u64 npages = 0; /* guest RAM pages (slot 0, from gpa 0) */
 const volatile __u64 nwords = 1; /* words of one epoch's seen bitmap */
 
@@ -68,9 +75,31 @@ struct {
 	__uint(max_entries, PROBE_BPF_MAX_VCPUS);
 } vcpu_rt SEC(".maps");
 
+/* The current thread's process and thread ids as the VMM sees them; false: not knowable. */
+static __always_inline bool current_ids(__u32 *pid, __u32 *tid)
+{
+	struct bpf_pidns_info ns;
+	__u64 id;
+
+	if (!pidns_ino) {
+		id = bpf_get_current_pid_tgid();
+		*pid = (__u32)(id >> 32);
+		*tid = (__u32)id;
+		return true;
+	}
+	if (bpf_get_ns_current_pid_tgid(pidns_dev, pidns_ino, &ns, sizeof(ns)))
+		return false;
+	*pid = ns.tgid;
+	*tid = ns.pid;
+	return true;
+}
+
 static __always_inline bool ours(void)
 {
-	return (bpf_get_current_pid_tgid() >> 32) == tgid;
+	__u32 pid;
+	__u32 tid;
+
+	return current_ids(&pid, &tid) && pid == tgid;
 }
 
 static __always_inline void note_page(__u64 gfn)
@@ -134,12 +163,20 @@ int BPF_PROG(hm_ring_push, struct kvm_dirty_ring *ring, u32 slot, u64 offset)
 SEC("tp_btf/sched_stat_runtime")
 int BPF_PROG(hm_runtime, struct task_struct *t, u64 runtime)
 {
+	__u32 pid;
 	__u32 tid;
 	__u64 *v;
 
-	if (BPF_CORE_READ(t, tgid) != (int)tgid)
+	if (pidns_ino) {
+		/* namespaced ids are known for the current task only, which it nearly always is */
+		if ((void *)t != (void *)bpf_get_current_task_btf() || !current_ids(&pid, &tid))
+			return 0;
+	} else {
+		pid = (__u32)BPF_CORE_READ(t, tgid);
+		tid = (__u32)BPF_CORE_READ(t, pid);
+	}
+	if (pid != tgid)
 		return 0;
-	tid = (__u32)BPF_CORE_READ(t, pid);
 	v = bpf_map_lookup_elem(&vcpu_rt, &tid);
 	if (v)
 		__sync_fetch_and_add(v, runtime);

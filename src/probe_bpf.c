@@ -10,10 +10,13 @@
 
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
+#include <errno.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 #include "bpf/probe.h"
 #include "bpf/probe.skel.h"
@@ -69,12 +72,30 @@ static void explain(int err, const char *step, char *why, size_t whylen)
 		snprintf(why, whylen, "%s: %s", step, strerror(-err));
 }
 
+/*
+ * This process's PID namespace for bpf_get_ns_current_pid_tgid(), whose
+ * device is the kernel's dev_t (major << 20 | minor), not stat's encoding.
+ * 0, 0 (the kernel's ids) when it cannot be known.
+ */
+static void pidns(volatile __u64 *dev, volatile __u64 *ino)
+{
+	struct stat st;
+
+	if (stat("/proc/self/ns/pid", &st)) {
+		hm_dbg("no /proc/self/ns/pid (%s): filtering by the kernel's pids", strerror(errno));
+		return;
+	}
+	*dev = ((__u64)major(st.st_dev) << 20) | minor(st.st_dev);
+	*ino = st.st_ino;
+}
+
 static int load(struct probe_bpf *b, uint32_t tgid, uint64_t npages, char *why, size_t whylen)
 {
 	struct hm_probe *s = b->skel;
 	int err;
 
 	s->rodata->tgid = tgid;
+	pidns(&s->rodata->pidns_dev, &s->rodata->pidns_ino);
 	s->rodata->npages = npages;
 	s->rodata->nwords = b->nwords;
 	bpf_program__set_autoload(s->progs.hm_set_spte, b->which == PROBE_BPF_SPTE);
