@@ -37,6 +37,14 @@ static int answer(struct mig *m, uint64_t gfn)
 	pthread_mutex_lock(&m->lock);
 	m->s.pages_requested++;
 	m->s.dup_pages += dup;
+	/* sent here first: the pusher will skip it, so the whole migration's counts move now */
+	if (!dup) {
+		m->s.pages_sent++;
+		m->s.bytes_raw += HM_PAGE_SIZE;
+		m->s.zero_pages += zero;
+		if (m->s.remaining)
+			m->s.remaining--;
+	}
 	m->s.bytes_wire = m->link.bulk.sent + m->link.urgent.sent;
 	pthread_mutex_unlock(&m->lock);
 	return 0;
