@@ -253,12 +253,6 @@ static void after(struct mig *m)
 	pthread_mutex_unlock(&m->lock);
 }
 
-/*
- * The migration failed. Before the fence the destination never ran the
- * guest: resume it here. After it, never: the VM stays fenced (paused,
- * refusing resume) with every page, until the operator resumes the
- * migration or, knowing the destination lost it, forces a resume.
- */
 const char *mig_failure_class(int err, bool refused)
 {
 	if (!err)
@@ -275,6 +269,12 @@ const char *mig_failure_class(int err, bool refused)
 	return "error";
 }
 
+/*
+ * The migration failed. Before the fence the destination never ran the
+ * guest: resume it here. After it, never: the VM stays fenced (paused,
+ * refusing resume) with every page, until the operator resumes the
+ * migration or, knowing the destination lost it, forces a resume.
+ */
 static void rollback(struct mig *m, int err)
 {
 	if (m->link.bulk.fd >= 0 && !link_error_transient(err) && !m->peer_error)
