@@ -143,7 +143,19 @@ int mig_precopy_run(struct mig *m)
 	}
 	for (;;) {
 		/* the policy decides at least every checkpoint, even inside the first pass */
-		err = round_once(m, m->use_policy && checkpoint ? hm_now_ns() + checkpoint : 0);
+		uint64_t until = m->use_policy && checkpoint ? hm_now_ns() + checkpoint : 0;
+
+		/*
+		 * and a round ends at --timeout: giving up (or, in hybrid, switching)
+		 * must not wait for the end of a long pass (seen: --timeout 4 gave up
+		 * after 12.8 s)
+		 */
+		if (m->p.timeout_ns) {
+			uint64_t end = max_t(uint64_t, m->s.start_ns + m->p.timeout_ns, hm_now_ns());
+
+			until = until ? min_t(uint64_t, until, end) : end;
+		}
+		err = round_once(m, until);
 		if (err)
 			return err;
 		/* the decision below uses what set-bandwidth / set-downtime asked for */
