@@ -135,11 +135,17 @@ static void pace_pusher(struct mig *m, uint64_t *t0, uint64_t *b0, double *best)
 	uint64_t acked = c->sent - net_unacked(c);
 	double rate;
 
-	if (m->p.bandwidth || now - *t0 < PUSH_WINDOW_NS)
+	if (now - *t0 < PUSH_WINDOW_NS)
 		return;
 	rate = (double)(acked - *b0) * 1e9 / (double)(now - *t0);
 	*t0 = now;
 	*b0 = acked;
+	/* what the progress lines show as the bandwidth during post-copy */
+	pthread_mutex_lock(&m->lock);
+	m->s.bandwidth = rate;
+	pthread_mutex_unlock(&m->lock);
+	if (m->p.bandwidth)
+		return;
 	/* a paced window measures our own cap: only unpaced ones teach the link rate */
 	if (c->rate)
 		return;
@@ -254,6 +260,10 @@ int mig_postcopy_run(struct mig *m)
 {
 	int err;
 
+	uint64_t t0 = hm_now_ns();
+	uint64_t b0 = m->link.bulk.sent + m->link.urgent.sent;
+	uint32_t reconnects = m->s.reconnects;
+
 	mig_set_phase(m, "postcopy");
 	dirty_stop(&m->dirty);
 	m->link.bulk.timeout_ms = MIG_POSTCOPY_TIMEOUT_MS;
@@ -261,6 +271,14 @@ int mig_postcopy_run(struct mig *m)
 		err = push_all(m);
 		if (!err)
 			err = complete(m);
+		/* the report's bandwidth: post-copy's average (a new link restarts the counts) */
+		if (!err && m->s.reconnects == reconnects && hm_now_ns() > t0) {
+			uint64_t b = m->link.bulk.sent + m->link.urgent.sent;
+
+			pthread_mutex_lock(&m->lock);
+			m->s.bandwidth = (double)(b - b0) * 1e9 / (double)(hm_now_ns() - t0);
+			pthread_mutex_unlock(&m->lock);
+		}
 		if (!err || !link_error_transient(err) || m->peer_error || !m->p.reconnect_ns)
 			return err;
 		err = mig_switch_recover(m, err);
