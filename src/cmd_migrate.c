@@ -375,8 +375,10 @@ static bool migrate_line(const char *line, void *arg)
 			? 0
 			: failure_exit(err && err->type == JSON_STRING ? err->str : NULL);
 	err = json_find(f, (size_t)n, "error");
+	/* the reason on stderr, once; the report on stdout does not repeat it */
 	if (!o->json && o->result)
-		hm_err("migration failed: %s", err ? err->str : "unknown error");
+		hm_err("migration failed: %s",
+		       err && err->type == JSON_STRING ? err->str : "unknown error");
 	if (!o->json && json_find(f, (size_t)n, "event")) {
 		struct mig_stats ms;
 

@@ -251,18 +251,25 @@ void mig_report_text(const struct mig_stats *s, const char *to, FILE *f)
 {
 	uint64_t end = s->end_ns ? s->end_ns : hm_now_ns();
 
-	fprintf(f, "migration to %s: %s\n", to, s->err ? "FAILED" : "done");
-	if (s->err)
-		fprintf(f, "  error           %s\n", s->error);
+	/* a failure before the switch-over paused nothing: no downtime, no "after" */
+	bool paused = !s->err || s->src_pause_ns;
+
+	/* the reason itself went to stderr (one line): not repeated here */
+	fprintf(f, "migration to %s: %s%s%s%s\n", to, s->err ? "FAILED" : "done",
+		s->failure[0] ? " (" : "", s->failure, s->failure[0] ? ")" : "");
 	fprintf(f, "  total           %.1f ms, %u pre-copy rounds\n", ms(end - s->start_ns),
 		s->rounds);
-	fprintf(f,
-		"  downtime        %.2f ms (source pause %.2f ms, destination switch %.2f ms, "
-		"rtt %.3f ms; predicted %.2f ms)\n",
-		ms(s->downtime_ns), ms(s->src_pause_ns), ms(s->dst_switch_ns), ms(s->rtt_ns),
-		s->predicted_downtime_ns == UINT64_MAX ? -1.0 : ms(s->predicted_downtime_ns));
-	fprintf(f, "  guest pause     %.2f ms (longest gap in its progress reports)\n",
-		ms(s->guest_gap_ns));
+	if (paused) {
+		fprintf(f,
+			"  downtime        %.2f ms (source pause %.2f ms, destination switch %.2f "
+			"ms, rtt %.3f ms; predicted %.2f ms)\n",
+			ms(s->downtime_ns), ms(s->src_pause_ns), ms(s->dst_switch_ns),
+			ms(s->rtt_ns),
+			s->predicted_downtime_ns == UINT64_MAX ? -1.0
+							       : ms(s->predicted_downtime_ns));
+		fprintf(f, "  guest pause     %.2f ms (longest gap in its progress reports)\n",
+			ms(s->guest_gap_ns));
+	}
 	fprintf(f,
 		"  sent            %llu pages (%llu zero), %.1f MiB on the wire for %.1f MiB raw "
 		"(ratio %.2f)\n",
@@ -274,8 +281,12 @@ void mig_report_text(const struct mig_stats *s, const char *to, FILE *f)
 	fprintf(f, "  rounds (pages)  ");
 	for (uint32_t i = 0; i < s->rounds && i < MIG_MAX_ROUNDS; i++)
 		fprintf(f, "%s%llu", i ? " " : "", (unsigned long long)s->round_pages[i]);
-	fprintf(f, "\n  guest work/s    before %.0f, during %.0f, after %.0f\n", s->units_before,
-		s->units_during, s->units_after);
+	if (paused)
+		fprintf(f, "\n  guest work/s    before %.0f, during %.0f, after %.0f\n",
+			s->units_before, s->units_during, s->units_after);
+	else
+		fprintf(f, "\n  guest work/s    before %.0f, during %.0f (it runs on here)\n",
+			s->units_before, s->units_during);
 	if (s->decisions)
 		fprintf(f, "  policy          last decision %s: %s\n", s->decision,
 			s->policy_reason);
