@@ -189,7 +189,8 @@ void mig_apply_limits(struct mig *m)
 		m->link.bulk.pace_t0 = 0;
 		m->push_windows = 0;
 		if (m->p.bandwidth)
-			hm_info("bandwidth limit now %.1f MB/s", (double)m->p.bandwidth / 1e6);
+			hm_info("bandwidth limit now %.1f MiB/s (%.1f Mbit/s)",
+				(double)m->p.bandwidth / 1048576.0, (double)m->p.bandwidth * 8 / 1e6);
 		else
 			hm_info("bandwidth limit lifted");
 	}

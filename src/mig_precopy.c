@@ -184,8 +184,8 @@ int mig_precopy_run(struct mig *m)
 			return mig_fail(
 			    m, -ETIME,
 			    "pre-copy did not converge within %llu s (dirty rate %.0f pages/s, "
-			    "bandwidth %.1f MB/s); the VM keeps running here",
+			    "bandwidth %.1f Mbit/s); the VM keeps running here",
 			    (unsigned long long)(m->p.timeout_ns / NSEC_PER_SEC), m->s.dirty_rate,
-			    m->s.bandwidth / 1e6);
+			    m->s.bandwidth * 8 / 1e6);
 	}
 }
