@@ -343,6 +343,7 @@ static void finish(struct mig *m, int err)
 	} else {
 		/* the move is over; the rate report after it is not part of it */
 		m->s.end_ns = hm_now_ns();
+		mig_set_phase(m, "completing");
 		after(m);
 	}
 	mig_postcopy_stop_serving(m);
