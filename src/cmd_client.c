@@ -33,30 +33,46 @@
 #include "src/vmctl.h"
 #include "src/cmd.h"
 
-/* The commands that take a value: what it is, for the usage line and the help. */
-static const char *value_of(const char *cmd)
+static int parse_ms(const char *s, uint64_t *v)
 {
-	if (!strcmp(cmd, "set-bandwidth"))
-		return "RATE";
-	if (!strcmp(cmd, "set-downtime"))
-		return "MS";
+	return parse_count_range(s, 1, 600000, v);
+}
+
+/* The commands that take a value: its name, how it is read, the request's member, its help. */
+static const struct value_cmd {
+	const char *cmd;
+	const char *value;
+	int (*parse)(const char *s, uint64_t *v);
+	const char *range; /* for the usage error */
+	const char *key;
+	const char *help;
+} value_cmds[] = {
+	{ "set-bandwidth", "RATE", parse_rate, "e.g. 100MiB, 1gbit, 0", "bandwidth",
+	  "RATE caps the running migration's sending rate from its next batch of\n"
+	  "pages on: bytes/s as a size (100M, 100MiB), or bits/s (1gbit, 500mbit);\n"
+	  "0 lifts the cap. The policy takes it as a bound on the link.\n" },
+	{ "set-downtime", "MS", parse_ms, "1 to 600000", "downtime_limit_ms",
+	  "MS is the running migration's new downtime limit in milliseconds (1 to\n"
+	  "600000); pre-copy and the policy decide with it from the next round on.\n" },
+};
+
+static const struct value_cmd *value_cmd(const char *cmd)
+{
+	for (size_t i = 0; i < ARRAY_SIZE(value_cmds); i++)
+		if (!strcmp(cmd, value_cmds[i].cmd))
+			return &value_cmds[i];
 	return NULL;
 }
 
 static void print_client_help(const char *cmd)
 {
-	const char *value = value_of(cmd);
+	const struct value_cmd *vc = value_cmd(cmd);
 
 	printf("usage: hybridmig %s --control PATH%s%s [--json] [--timeout S] [--force]\n\n"
 	       "Sends '%s' to the VM serving the control socket PATH and prints the reply.\n",
-	       cmd, value ? " " : "", value ? value : "", cmd);
-	if (!strcmp(cmd, "set-bandwidth"))
-		printf("RATE caps the running migration's sending rate from its next batch of\n"
-		       "pages on: bytes/s as a size (100M, 100MiB), or bits/s (1gbit, 500mbit);\n"
-		       "0 lifts the cap. The policy takes it as a bound on the link.\n");
-	if (!strcmp(cmd, "set-downtime"))
-		printf("MS is the running migration's new downtime limit in milliseconds (1 to\n"
-		       "600000); pre-copy and the policy decide with it from the next round on.\n");
+	       cmd, vc ? " " : "", vc ? vc->value : "", cmd);
+	if (vc)
+		printf("%s", vc->help);
 	if (!strcmp(cmd, "job"))
 		printf("Shows the migration that runs (phase, round, bytes, remaining, rates,\n"
 		       "limits, the policy's current decision) or how the last one ended.\n");
@@ -127,7 +143,7 @@ int cmd_client(const char *cmd, int argc, char **argv)
 	uint64_t timeout = 150;
 	bool force = false;
 	bool json = false;
-	const char *value = value_of(cmd);
+	const struct value_cmd *vc = value_cmd(cmd);
 	uint64_t v = 0;
 	char req[160];
 	char reply[8192];
@@ -157,22 +173,16 @@ int cmd_client(const char *cmd, int argc, char **argv)
 			return cmd_usage_error(cmd, "%s", "invalid option");
 		}
 	}
-	if (value && optind == argc)
-		return cmd_usage_error(cmd, "%s is required", value);
-	if (argc - optind > (value ? 1 : 0))
+	if (vc && optind == argc)
+		return cmd_usage_error(cmd, "%s is required", vc->value);
+	if (argc - optind > (vc ? 1 : 0))
 		return cmd_usage_error(cmd, "unexpected argument '%s'", argv[argc - 1]);
 	if (!path)
 		return cmd_usage_error(cmd, "%s", "--control PATH is required");
-	if (!strcmp(cmd, "set-bandwidth") && parse_rate(argv[optind], &v))
-		return cmd_usage_error(cmd, "bad RATE '%s' (e.g. 100MiB, 1gbit, 0)",
-				       argv[optind]);
-	if (!strcmp(cmd, "set-downtime") && parse_count_range(argv[optind], 1, 600000, &v))
-		return cmd_usage_error(cmd, "bad MS '%s' (1 to 600000)", argv[optind]);
-	if (!strcmp(cmd, "set-bandwidth"))
-		snprintf(req, sizeof(req), "{\"cmd\":\"%s\",\"bandwidth\":%llu}", cmd,
-			 (unsigned long long)v);
-	else if (!strcmp(cmd, "set-downtime"))
-		snprintf(req, sizeof(req), "{\"cmd\":\"%s\",\"downtime_limit_ms\":%llu}", cmd,
+	if (vc && vc->parse(argv[optind], &v))
+		return cmd_usage_error(cmd, "bad %s '%s' (%s)", vc->value, argv[optind], vc->range);
+	if (vc)
+		snprintf(req, sizeof(req), "{\"cmd\":\"%s\",\"%s\":%llu}", cmd, vc->key,
 			 (unsigned long long)v);
 	else
 		snprintf(req, sizeof(req), "{\"cmd\":\"%s\"%s}", cmd,

@@ -311,8 +311,9 @@ static void cmd_migrate(struct ctl_req *req, const struct json_field *f, size_t 
 					 "'migrate --resume' finishes it");
 		return;
 	}
-	if (vmctl_arriving(vc)) {
-		control_reply_error(req, "%s", vmctl_arriving(vc));
+	bad = vmctl_arriving(vc);
+	if (bad) {
+		control_reply_error(req, "%s", bad);
 		return;
 	}
 	if (vm_get_state(vc->vm) != VM_RUNNING || vc->verify_busy) {
