@@ -2,22 +2,39 @@
 # testnet.sh — a private two-namespace test network for migration tests.
 #
 #   tools/testnet.sh up NAME [--rate RATE] [--burst BYTES] [--net X]
-#       Create network namespaces NAME-a and NAME-b joined by a veth pair
-#       (veth-a in NAME-a with 10.231.X.1/24, veth-b in NAME-b with
-#       10.231.X.2/24) and bring up lo in both. X is given by --net (1..254)
-#       or derived from NAME: X = (cksum of NAME) % 254 + 1 — deterministic;
-#       two nets that happen to share X do not interfere (every net lives in
-#       its own namespaces). If NAME-a/NAME-b already exist (leftovers of a
-#       killed test) they are torn down first.
-#       --rate RATE caps each direction with `tc tbf` on both veth ends
-#       (RATE as tc spells it: 1gbit, 500mbit, 10gbit, 125mbps...). The burst
-#       defaults to rate/HZ bytes, at least 128 KiB (HZ from the kernel
-#       config, 100 if unknown; HZ=250 here: 1gbit -> 500000 B, 10gbit ->
-#       5000000 B); measured one TCP stream: 1gbit -> 0.96 Gbit/s, 10gbit ->
-#       9.5-9.6 Gbit/s (uncapped 13-19). tbf latency 5 ms (queue = 5 ms of
-#       rate + burst). --burst BYTES overrides.
-#       (--delay-ms is accepted here as a convenience: it is a reminder that
-#       delay goes through a proxy, see `proxy`; up itself starts none.)
+#                    [--delay-ms D [--queue-ms Q]]
+#       Create network namespaces NAME-a and NAME-b joined by a link (in
+#       NAME-a 10.231.X.1/24, in NAME-b 10.231.X.2/24) and bring up lo in
+#       both. X is given by --net (1..254) or derived from NAME:
+#       X = (cksum of NAME) % 254 + 1 — deterministic; two nets that happen
+#       to share X do not interfere (every net lives in its own namespaces).
+#       If NAME-a/NAME-b already exist (leftovers of a killed test) they are
+#       torn down first.
+#       Without --delay-ms the link is a veth pair (veth-a, veth-b). --rate
+#       RATE caps each direction with `tc tbf` on both veth ends (RATE as tc
+#       spells it: 1gbit, 500mbit, 10gbit, 125mbps...). The burst defaults to
+#       rate/HZ bytes, at least 128 KiB (HZ from the kernel config, 100 if
+#       unknown; HZ=250 here: 1gbit -> 500000 B, 10gbit -> 5000000 B);
+#       measured one TCP stream: 1gbit -> 0.96 Gbit/s, 10gbit -> 9.5-9.6
+#       Gbit/s (uncapped 13-19). tbf latency 5 ms (queue = 5 ms of rate +
+#       burst). --burst BYTES overrides.
+#       With --delay-ms D the link is a WAN: two TUN devices (wan-a, wan-b)
+#       joined by tools/wanline, a packet-level delay line that holds every
+#       packet D ms (fractional ok) each way, so every connection and ping
+#       between the namespaces sees an RTT of 2*D plus ~0.1 ms, end to end
+#       (TCP's window, ACK clock and losses are real; nothing acknowledges
+#       on the path's behalf). --rate then caps each direction inside the
+#       line, where a WAN's bottleneck is: a remote queue of Q ms (--queue-ms,
+#       default max(2*D, 10): one bandwidth-delay product) with tail drop,
+#       not a local qdisc. The line runs outside the namespaces; pid and
+#       log in /tmp/hm-testnet-NAME/wanline.{pid,log}. netem would be the
+#       usual tool; this kernel does not have it (PLATFORM.md).
+#       Long fat pipes need socket buffers of a few bandwidth-delay
+#       products: 1 Gbit/s at 150 ms RTT is 18.75 MB in flight, more than the
+#       default net.ipv4.tcp_wmem maximum (4 MiB) lets one sender keep.
+#   tools/testnet.sh stats NAME
+#       The WAN line's counters (packets, wire bytes, drops, longest queue
+#       wait), one line per direction.
 #   tools/testnet.sh proxy NAME LISTEN_PORT TARGET_PORT DELAY_MS [--max-conns N]
 #       Start delayproxy in the background in NAME-a, listening on
 #       10.231.X.1:LISTEN_PORT and forwarding to 10.231.X.2:TARGET_PORT with
@@ -34,7 +51,7 @@
 #   tools/testnet.sh exec NAME a|b CMD...       run CMD in NAME-a / NAME-b
 #   tools/testnet.sh addr NAME a|b              print 10.231.X.1 / 10.231.X.2
 #   tools/testnet.sh linkdown NAME | linkup NAME
-#       Set both veth ends down / up (a cut link: sends fail with
+#       Set both ends (veth or wan) down / up (a cut link: sends fail with
 #       "network unreachable", TCP connections retransmit and survive if the
 #       link comes back before they time out). The tbf qdisc is kept.
 #   tools/testnet.sh selftest NAME [--seconds S] [--delays "0.05 0.5 5"] [up options]
@@ -42,6 +59,16 @@
 #       of 64-byte ping-pong messages, directly and through a delayproxy for
 #       each delay. Uses ports 47100-47199. If NAME is not up, brings it up
 #       with the given up options and takes it down again at the end.
+#   tools/testnet.sh selftest NAME --wan "10 50 75" [--seconds S] [--rate RATE] [up options]
+#       For each one-way delay D (ms): bring NAME up as a WAN with that delay,
+#       then measure ICMP echo and 64-byte TCP ping-pong round trips and one
+#       TCP stream a->b of S seconds (default 8) whose socket buffers are set
+#       to 4 bandwidth-delay products (SO_SNDBUF/SO_RCVBUFFORCE, as root).
+#       The stream's rate is shown overall and for its second half ("once the
+#       window has grown"). Checks: the smallest round trip is at least 2*D,
+#       and with --rate the second half reaches 90 % of the cap (in goodput:
+#       TCP payload, against the cap in wire bytes). Exit 1 if a check fails.
+#       Takes NAME down at the end.
 #
 # Needs root (ip netns), iproute2, cc for delayproxy (built into
 # ${O:-build}/tools/delayproxy when missing or older than its source), and
@@ -55,8 +82,6 @@ set -u
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 O=${O:-build}
 case $O in /*) OUT=$O ;; *) OUT=$ROOT/$O ;; esac
-PROXY_BIN=$OUT/tools/delayproxy
-PROXY_SRC=$ROOT/tools/delayproxy.c
 
 die() { echo "testnet: $*" >&2; exit 1; }
 usage() { sed -n '2,/^set -u/p' "$0" | sed -e '/^set -u/d' -e 's/^# \{0,1\}//' >&2; exit 2; }
@@ -101,14 +126,22 @@ rate_bytes() {
 	}'
 }
 
-ensure_proxy_bin() {
-	if [ -x "$PROXY_BIN" ] && ! [ "$PROXY_SRC" -nt "$PROXY_BIN" ]; then return 0; fi
+# ensure_bin NAME: build $OUT/tools/NAME from tools/NAME.c when missing or older
+ensure_bin() {
+	local bin=$OUT/tools/$1 src=$ROOT/tools/$1.c
+	if [ -x "$bin" ] && ! [ "$src" -nt "$bin" ]; then return 0; fi
 	mkdir -p "$OUT/tools" || die "cannot create $OUT/tools"
-	local tmp="$PROXY_BIN.tmp.$$"
+	local tmp="$bin.tmp.$$"
 	# in a subshell: a signal to this script must not leave the temp file
 	( trap 'rm -f "$tmp"' EXIT
-	  ${CC:-cc} -O2 -Wall -Wextra -Werror -o "$tmp" "$PROXY_SRC" -lpthread && mv -f "$tmp" "$PROXY_BIN"
-	) || die "building $PROXY_BIN failed"
+	  ${CC:-cc} -O2 -Wall -Wextra -Werror -o "$tmp" "$src" -lpthread && mv -f "$tmp" "$bin"
+	) || die "building $bin failed"
+}
+
+# link_ifs NAME: the two link devices of a net that is up ("veth-a veth-b" or "wan-a wan-b")
+link_ifs() {
+	local f; f=$(statedir "$1")/ifs
+	if [ -s "$f" ]; then cat "$f"; else echo "veth-a veth-b"; fi
 }
 
 # ---- down ----
@@ -134,6 +167,10 @@ cmd_down() {
 	check_name "$name"
 	sd=$(statedir "$name")
 	for f in "$sd"/proxy-*.pid; do stop_proxy_file "$f"; done
+	if [ -f "$sd/wanline.pid" ]; then
+		stop_pid "$(cat "$sd/wanline.pid" 2>/dev/null)" wanline
+		rm -f "$sd/wanline.pid"
+	fi
 	for ns in "$name-a" "$name-b"; do
 		ns_exists "$ns" || continue
 		pids=$(ip netns pids "$ns" 2>/dev/null)
@@ -154,26 +191,116 @@ cmd_down() {
 }
 
 # ---- up ----
+# pick_net NAME [X]: X checked, or derived from NAME
+pick_net() {
+	local net=$2
+	if [ -n "$net" ]; then
+		case $net in *[!0-9]*) die "--net must be 1..254" ;; esac
+		[ "$net" -ge 1 ] && [ "$net" -le 254 ] || die "--net must be 1..254"
+		echo "$net"
+	else
+		derive_net "$1"
+	fi
+}
+
+# fresh_state NAME X: remove leftovers of NAME, record X in a new state dir
+fresh_state() {
+	if ns_exists "$1-a" || ns_exists "$1-b" || [ -d "$(statedir "$1")" ]; then
+		echo "testnet: net '$1' exists already; recreating it" >&2
+		cmd_down "$1" || die "could not remove the old net '$1'"
+	fi
+	mkdir -p "$(statedir "$1")" && echo "$2" >"$(statedir "$1")/net" ||
+		die "cannot write $(statedir "$1")"
+}
+
+# wan_up NAME X RATE DELAY QUEUE: the TUN pair and the delay line between them
+wan_up() {
+	local name=$1 net=$2 rate=$3 delay=$4 queue=$5 sd bits="" pid
+	case $delay in ''|*[!0-9.]*|*.*.*) die "--delay-ms must be a number of ms" ;; esac
+	case $queue in *[!0-9.]*|*.*.*) die "--queue-ms must be a number of ms" ;; esac
+	if [ -n "$rate" ]; then
+		bits=$(rate_bytes "$rate")
+		[ -n "$bits" ] || die "cannot parse --rate '$rate'"
+		bits=$((bits * 8))
+	fi
+	net=$(pick_net "$name" "$net") || exit 1
+	ensure_bin wanline
+	fresh_state "$name" "$net"
+	sd=$(statedir "$name")
+	echo "wan-a wan-b" >"$sd/ifs"
+	if ! (
+		set -e
+		for e in a b; do
+			ip netns add "$name-$e"
+			ip -n "$name-$e" link set lo up
+			ip -n "$name-$e" tuntap add dev "wan-$e" mode tun vnet_hdr
+			# room for the line's scheduling hiccups: the sender's TSQ keeps it small
+			ip -n "$name-$e" link set "wan-$e" txqueuelen 10000
+			ip netns exec "$name-$e" sh -c "echo 1 >/proc/sys/net/ipv6/conf/wan-$e/disable_ipv6" 2>/dev/null || true
+		done
+		ip -n "$name-a" addr add "10.231.$net.1/24" dev wan-a
+		ip -n "$name-b" addr add "10.231.$net.2/24" dev wan-b
+	); then
+		cmd_down "$name"
+		die "up $name failed"
+	fi
+	"$OUT/tools/wanline" --a "/var/run/netns/$name-a:wan-a" --b "/var/run/netns/$name-b:wan-b" \
+		--delay-ms "$delay" ${bits:+--rate "$bits"} ${queue:+--queue-ms "$queue"} \
+		</dev/null >>"$sd/wanline.log" 2>&1 &
+	pid=$!
+	echo "$pid" >"$sd/wanline.pid"
+	for _ in $(seq 100); do
+		grep -q 'wanline ready' "$sd/wanline.log" 2>/dev/null && break
+		if ! [ -d "/proc/$pid" ]; then
+			cat "$sd/wanline.log" >&2
+			cmd_down "$name"
+			die "the WAN line of $name failed to start"
+		fi
+		sleep 0.05
+	done
+	grep -q 'wanline ready' "$sd/wanline.log" || { cmd_down "$name"; die "the WAN line of $name did not start within 5 s"; }
+	ip -n "$name-a" link set wan-a up && ip -n "$name-b" link set wan-b up || { cmd_down "$name"; die "up $name failed"; }
+	[ -z "$rate" ] || echo "$rate" >"$sd/rate"
+	echo "$delay" >"$sd/delay"
+	echo "testnet: $name up: $name-a 10.231.$net.1 <-> $name-b 10.231.$net.2, WAN $delay ms each way${rate:+, $rate}" >&2
+}
+
+cmd_stats() {
+	local sd pid n
+	need_up "$1"
+	sd=$(statedir "$1")
+	pid=$(cat "$sd/wanline.pid" 2>/dev/null)
+	[ -n "$pid" ] && [ -d "/proc/$pid" ] || die "net '$1' has no WAN line running"
+	n=$(wc -l <"$sd/wanline.log")
+	kill -USR1 "$pid" || die "cannot signal the WAN line"
+	for _ in $(seq 50); do
+		[ "$(wc -l <"$sd/wanline.log")" -ge $((n + 2)) ] && break
+		sleep 0.02
+	done
+	tail -n +$((n + 1)) "$sd/wanline.log" | sed 's/^wanline //'
+}
+
 cmd_up() {
 	local name=$1; shift
-	local rate="" burst="" net="" hz bps
+	local rate="" burst="" net="" delay="" queue="" hz bps
 	check_name "$name"
 	while [ $# -gt 0 ]; do
 		case $1 in
 		--rate) rate=${2:?--rate needs a value}; shift 2 ;;
 		--burst) burst=${2:?--burst needs a value}; shift 2 ;;
 		--net) net=${2:?--net needs a value}; shift 2 ;;
-		--delay-ms) echo "testnet: note: --delay-ms on up starts nothing; use 'testnet.sh proxy $name LISTEN_PORT TARGET_PORT ${2:-D}'" >&2; shift 2 ;;
+		--delay-ms) delay=${2:?--delay-ms needs a value}; shift 2 ;;
+		--queue-ms) queue=${2:?--queue-ms needs a value}; shift 2 ;;
 		*) die "up: unknown option '$1'" ;;
 		esac
 	done
 	[ "$(id -u)" = 0 ] || die "needs root (ip netns)"
-	if [ -n "$net" ]; then
-		case $net in *[!0-9]*|"") die "--net must be 1..254" ;; esac
-		[ "$net" -ge 1 ] && [ "$net" -le 254 ] || die "--net must be 1..254"
-	else
-		net=$(derive_net "$name")
+	if [ -n "$delay" ]; then
+		wan_up "$name" "$net" "$rate" "$delay" "$queue"
+		return
 	fi
+	[ -z "$queue" ] || die "--queue-ms needs --delay-ms (the WAN line)"
+	net=$(pick_net "$name" "$net") || exit 1
 	if [ -n "$rate" ] && [ -z "$burst" ]; then
 		bps=$(rate_bytes "$rate")
 		[ -n "$bps" ] || die "cannot parse --rate '$rate'; give --burst BYTES too"
@@ -186,12 +313,7 @@ cmd_up() {
 			[ "$burst" -ge 65536 ] || echo "testnet: warning: --burst $burst < 64 KiB: tbf will split or drop large (GSO) packets" >&2 ;;
 		esac
 	fi
-	if ns_exists "$name-a" || ns_exists "$name-b" || [ -d "$(statedir "$name")" ]; then
-		echo "testnet: net '$name' exists already; recreating it" >&2
-		cmd_down "$name" || die "could not remove the old net '$name'"
-	fi
-	mkdir -p "$(statedir "$name")" && echo "$net" >"$(statedir "$name")/net" ||
-		die "cannot write $(statedir "$name")"
+	fresh_state "$name" "$net"
 	if ! (
 		set -e
 		ip netns add "$name-a"
@@ -237,11 +359,11 @@ cmd_proxy() {
 	sd=$(statedir "$name")
 	pidf=$sd/proxy-$lport.pid
 	logf=$sd/proxy-$lport.log
-	ensure_proxy_bin
+	ensure_bin delayproxy
 	mkdir -p "$sd"
 	stop_proxy_file "$pidf"
 	: >"$logf"
-	ip netns exec "$name-a" "$PROXY_BIN" --listen "10.231.$net.1:$lport" \
+	ip netns exec "$name-a" "$OUT/tools/delayproxy" --listen "10.231.$net.1:$lport" \
 		--to "10.231.$net.2:$tport" --delay-ms "$delay" "$@" </dev/null >>"$logf" 2>&1 &
 	pid=$!
 	echo "$pid" >"$pidf"
@@ -266,9 +388,11 @@ cmd_unproxy() {
 
 # ---- selftest ----
 SELFTEST_PY='
-import socket, sys, time
-def server(host, port):
+import os, socket, struct, sys, time
+SO_SNDBUFFORCE, SO_RCVBUFFORCE = 32, 33
+def server(host, port, rcvbuf):
     ls = socket.socket(); ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if rcvbuf: ls.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, rcvbuf)
     ls.bind((host, port)); ls.listen(16)
     print("ready", flush=True)
     buf = bytearray(1 << 20)
@@ -277,12 +401,14 @@ def server(host, port):
         c.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         mode = c.recv(1)
         if mode == b"T":
-            total = 0
+            total = 0; marks = []
             while True:
                 n = c.recv_into(buf)
                 if not n: break
-                total += n
-            c.sendall(b"%d\n" % total)
+                total += n; marks.append((time.monotonic(), total))
+            t0, t1 = marks[0][0], marks[-1][0]
+            mid = next(m for m in marks if m[0] >= (t0 + t1) / 2)
+            c.sendall(b"%d %.6f %d %.6f\n" % (total, t1 - t0, total - mid[1], t1 - mid[0]))
         elif mode == b"P":
             while True:
                 m = c.recv(64)
@@ -303,35 +429,71 @@ def connect(host, port):
         s = socket.create_connection((host, port))
     s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     return s
-def tput(host, port, secs):
-    s = connect(host, port); s.sendall(b"T")
+def tput(host, port, secs, sndbuf, want_bps):
+    s = socket.socket()
+    if sndbuf: s.setsockopt(socket.SOL_SOCKET, SO_SNDBUFFORCE, sndbuf)
+    s.close(); s = connect(host, port)
+    if sndbuf: s.setsockopt(socket.SOL_SOCKET, SO_SNDBUFFORCE, sndbuf)
+    s.sendall(b"T")
     buf = memoryview(bytearray(1 << 20)); sent = 0
     t0 = time.monotonic(); end = t0 + secs
     while time.monotonic() < end:
         sent += s.send(buf)
     s.shutdown(socket.SHUT_WR)
-    got = int(s.makefile().readline())
-    dt = time.monotonic() - t0
+    got, dt, got2, dt2 = s.makefile().readline().split()
+    got, dt, got2, dt2 = int(got), float(dt), int(got2), float(dt2)
     assert got == sent, (got, sent)
-    print("%.2f Gbit/s (%d MB in %.2f s)" % (got * 8 / dt / 1e9, got // 1000000, dt))
-def rtt(host, port, secs):
+    r, r2 = got * 8 / dt, got2 * 8 / dt2
+    print("%.0f Mbit/s, second half %.0f Mbit/s (%d MB in %.2f s)" % (r / 1e6, r2 / 1e6, got // 1000000, dt), end="")
+    if want_bps:
+        ok = r2 >= want_bps
+        print(" %s: >= %.0f Mbit/s" % ("ok" if ok else "LOW", want_bps / 1e6))
+        sys.exit(0 if ok else 3)
+    print()
+def show(r, min_ms, what):
+    r.sort()
+    ms = lambda v: v * 1e3
+    print("min %.3f ms, median %.3f ms, p99 %.3f ms (%d %s)" % (ms(r[0]), ms(r[len(r)//2]), ms(r[int(len(r)*0.99)]), len(r), what), end="")
+    if min_ms:
+        ok = ms(r[0]) >= min_ms
+        print(" %s: >= %g ms" % ("ok" if ok else "TOO SHORT", min_ms))
+        sys.exit(0 if ok else 3)
+    print()
+def rtt(host, port, secs, min_ms):
     s = connect(host, port); s.sendall(b"P")
     msg = b"x" * 64; r = []
     t_end = time.monotonic() + secs
-    while len(r) < 20 or (time.monotonic() < t_end and len(r) < 20000):
+    while len(r) < 10 or (time.monotonic() < t_end and len(r) < 20000):
         t = time.monotonic(); s.sendall(msg); got = 0
         while got < 64:
             x = s.recv(64 - got)
             if not x: raise SystemExit("connection closed")
             got += len(x)
         r.append(time.monotonic() - t)
-    r.sort()
-    us = lambda v: v * 1e6
-    print("min %.0f us, median %.0f us, p99 %.0f us (%d round trips)" % (us(r[0]), us(r[len(r)//2]), us(r[int(len(r)*0.99)]), len(r)))
-m = sys.argv[1]
-if m == "server": server(sys.argv[2], int(sys.argv[3]))
-elif m == "tput": tput(sys.argv[2], int(sys.argv[3]), float(sys.argv[4]))
-else: rtt(sys.argv[2], int(sys.argv[3]), float(sys.argv[4]))
+    show(r, min_ms, "round trips")
+def csum(b):
+    if len(b) % 2: b += b"\0"
+    v = sum(struct.unpack("!%dH" % (len(b) // 2), b)); v = (v >> 16) + (v & 0xffff); v += v >> 16
+    return ~v & 0xffff
+def icmp(host, count, min_ms):
+    s = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP); s.settimeout(5)
+    ident = os.getpid() & 0xffff; r = []
+    for seq in range(count):
+        body = struct.pack("!HH", ident, seq) + b"hybridmig-testnet" * 3
+        pkt = struct.pack("!BBH", 8, 0, 0) + body
+        pkt = pkt[:2] + struct.pack("!H", csum(pkt)) + pkt[4:]
+        t = time.monotonic(); s.sendto(pkt, (host, 0))
+        while True:
+            data = s.recv(2048)
+            ihl = (data[0] & 15) * 4
+            if data[ihl] == 0 and struct.unpack("!HH", data[ihl + 4:ihl + 8]) == (ident, seq): break
+        r.append(time.monotonic() - t)
+    show(r, min_ms, "pings")
+m, a = sys.argv[1], sys.argv[2:]
+if m == "server": server(a[0], int(a[1]), int(a[2]) if len(a) > 2 else 0)
+elif m == "tput": tput(a[0], int(a[1]), float(a[2]), int(a[3]) if len(a) > 3 else 0, float(a[4]) if len(a) > 4 else 0)
+elif m == "icmp": icmp(a[0], int(a[1]), float(a[2]) if len(a) > 2 else 0)
+else: rtt(a[0], int(a[1]), float(a[2]), float(a[3]) if len(a) > 3 else 0)
 '
 
 # selftest state is global: the EXIT trap runs after cmd_selftest returned
@@ -345,13 +507,53 @@ selftest_cleanup() {
 	return 0
 }
 
+# selftest_wan NAME "D1 D2..." SECONDS [up options]: see the header
+selftest_wan() {
+	local name=$1 delays=$2 secs=$3 rate="" bits=0 d rc=0 r buf want min
+	shift 3
+	local i=1
+	while [ $i -le $# ]; do
+		[ "${!i}" = --rate ] && { i=$((i + 1)); rate=${!i}; }
+		i=$((i + 1))
+	done
+	if [ -n "$rate" ]; then
+		bits=$(rate_bytes "$rate")
+		[ -n "$bits" ] || die "cannot parse --rate '$rate'"
+		bits=$((bits * 8))
+	fi
+	ST_CREATED=1
+	ST_SD=$(statedir "$name")
+	for d in $delays; do
+		cmd_up "$name" --delay-ms "$d" "$@" 2>/dev/null || { cmd_up "$name" --delay-ms "$d" "$@"; exit 1; }
+		printf '%s' "$SELFTEST_PY" >"$ST_SD/selftest.py"
+		net=$(net_of "$name"); ip_a=10.231.$net.1; ip_b=10.231.$net.2
+		min=$(awk -v d="$d" 'BEGIN { print 2 * d }')
+		# 4 bandwidth-delay products of socket buffer, at least 4 MiB (64 MiB without a cap)
+		buf=$(awk -v b="$bits" -v d="$d" 'BEGIN { v = b ? 4 * b / 8 * 2 * d / 1000 : 67108864; if (v < 4194304) v = 4194304; printf "%.0f", v }')
+		want=$(awk -v b="$bits" 'BEGIN { printf "%.0f", 0.9 * b }')
+		ip netns exec "$name-b" python3 "$ST_SD/selftest.py" server "$ip_b" 47100 "$buf" >"$ST_SD/selftest-server.log" 2>&1 &
+		ST_SRV_PID=$!
+		echo "selftest $name: WAN $d ms each way${rate:+, $rate}, $ip_a ($name-a) -> $ip_b ($name-b), socket buffers $((buf >> 20)) MiB"
+		printf '  ping (ICMP)        : '; ip netns exec "$name-a" python3 "$ST_SD/selftest.py" icmp "$ip_b" 5 "$min" || rc=1
+		printf '  TCP ping-pong      : '; ip netns exec "$name-a" python3 "$ST_SD/selftest.py" rtt "$ip_b" 47100 1 "$min" || rc=1
+		printf '  TCP stream %4s s  : ' "$secs"; ip netns exec "$name-a" python3 "$ST_SD/selftest.py" tput "$ip_b" 47100 "$secs" "$buf" "$want" || rc=1
+		r=$(cmd_stats "$name" | sed 's/^/  line /')
+		echo "$r"
+		kill "$ST_SRV_PID" 2>/dev/null && wait "$ST_SRV_PID" 2>/dev/null
+		ST_SRV_PID=""
+	done
+	[ $rc = 0 ] && echo "selftest $name: ok" || echo "selftest $name: FAILED" >&2
+	return $rc
+}
+
 cmd_selftest() {
 	local name=$1; shift
-	local secs=2 delays="0.05 0.5 5" upargs=()
+	local secs="" delays="0.05 0.5 5" wan="" upargs=()
 	while [ $# -gt 0 ]; do
 		case $1 in
 		--seconds) secs=${2:?--seconds needs a value}; shift 2 ;;
 		--delays) delays=${2?--delays needs a value}; shift 2 ;;
+		--wan) wan=${2:?--wan needs a list of one-way delays in ms}; shift 2 ;;
 		*) upargs+=("$1"); shift ;;
 		esac
 	done
@@ -360,6 +562,11 @@ cmd_selftest() {
 	ST_NAME=$name
 	trap selftest_cleanup EXIT
 	trap 'exit 130' INT TERM
+	if [ -n "$wan" ]; then
+		selftest_wan "$name" "$wan" "${secs:-8}" "${upargs[@]}"
+		return
+	fi
+	secs=${secs:-2}
 	if ! ns_exists "$name-a"; then
 		ST_CREATED=1
 		cmd_up "$name" "${upargs[@]}" || exit 1
@@ -412,8 +619,10 @@ addr)
 linkdown|linkup)
 	need_up "$name"
 	st=${cmd#link}
-	ip -n "$name-a" link set veth-a "$st" && ip -n "$name-b" link set veth-b "$st" || die "$cmd failed"
+	set -- $(link_ifs "$name")
+	ip -n "$name-a" link set "$1" "$st" && ip -n "$name-b" link set "$2" "$st" || die "$cmd failed"
 	;;
 selftest) cmd_selftest "$name" "$@" ;;
+stats) cmd_stats "$name" ;;
 *) usage ;;
 esac
