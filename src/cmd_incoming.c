@@ -22,6 +22,8 @@
 #include "src/ctlclient.h"
 #include "src/guest.h"
 #include "src/json.h"
+#include "src/link.h"
+#include "src/sockbuf.h"
 #include "src/dest.h"
 #include "src/tls.h"
 #include "src/log.h"
@@ -43,6 +45,7 @@ struct incoming_ctx {
 	const char *tls_dir;
 	const char *tls_peer;
 	bool insecure;
+	uint64_t sockbuf;	/* --socket-buffer: receive buffer of the listener, 0 = kernel */
 	struct event *ready_ev; /* activated from the destination's thread */
 	struct event *wait_sig[2];
 	bool failed;
@@ -55,6 +58,7 @@ static void incoming_usage(void)
 	    "                          --insecure) [--control PATH] [--max-mem SIZE]\n"
 	    "                          [--wait S] [--reconnect-timeout S]\n"
 	    "                          [--dirty-tracking MODE] [--metrics-listen ADDR:PORT]\n"
+	    "                          [--socket-buffer SIZE|kernel]\n"
 	    "                          [--json] [-v]\n\n"
 	    "Waits for one VM migrated by 'hybridmig migrate', receives it, runs it and serves\n"
 	    "its control socket (the same commands as 'run'). Exits when the VM stops.\n"
@@ -77,6 +81,9 @@ static void incoming_usage(void)
 	    "  --metrics-listen ADDR:PORT  Prometheus metrics at http://ADDR:PORT/metrics from\n"
 	    "                      the start: waiting, post-copy pages missing and the fault\n"
 	    "                      latency histogram, then the VM's (plain HTTP, read-only)\n"
+	    "  --socket-buffer SIZE|kernel  receive buffer for long links (default 64M, set\n"
+	    "                      only where net.ipv4.tcp_rmem's autotuning stops short of\n"
+	    "                      it); 'kernel' leaves it to autotuning\n"
 	    "  --json              print the final summary as one JSON object\n");
 }
 
@@ -100,8 +107,8 @@ static void incoming_metrics(void *arg, struct metrics_out *o)
 		count[i] = h.count[i];
 	}
 	metrics_histogram(o, "hybridmig_postcopy_fault_latency_seconds",
-			  "Post-copy: a remote fault's request until its page is placed.", le, count,
-			  FAULT_HIST_BUCKETS, (double)h.sum_us / 1e6);
+			  "Post-copy: a remote fault's request until its page is placed.", le,
+			  count, FAULT_HIST_BUCKETS, (double)h.sum_us / 1e6);
 }
 
 /* While post-copy pages are still on their way, trace and migrate wait (vmctl_set_arriving). */
@@ -205,6 +212,7 @@ static int parse_incoming(int argc, char **argv, struct incoming_ctx *ic)
 		{ "dirty-tracking", required_argument, NULL, 'd' },
 		{ "json", no_argument, NULL, 'j' },
 		{ "metrics-listen", required_argument, NULL, 'M' },
+		{ "socket-buffer", required_argument, NULL, 'S' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
@@ -216,6 +224,7 @@ static int parse_incoming(int argc, char **argv, struct incoming_ctx *ic)
 
 	ic->dp.max_mem = sysinfo(&si) ? HM_MAX_RAM : (uint64_t)si.totalram * si.mem_unit;
 	ic->dp.wait_ms = -1;
+	ic->sockbuf = SOCKBUF_DEFAULT_MAX;
 	if (dt && dirty_mode_parse(dt, &ic->dp.dirty))
 		return cmd_usage_error("incoming",
 				       "bad HYBRIDMIG_DIRTY_TRACKING '%s' (ring, log or auto)", dt);
@@ -267,6 +276,12 @@ static int parse_incoming(int argc, char **argv, struct incoming_ctx *ic)
 				return EXIT_USAGE;
 			ic->rc.o.metrics_listen = optarg;
 			break;
+		case 'S':
+			if (parse_socket_buffer(optarg, &ic->sockbuf))
+				return cmd_usage_error(
+				    "incoming", "bad --socket-buffer '%s' (64K to 1G, or kernel)",
+				    optarg);
+			break;
 		case 'v':
 			log_set_level(log_get_level() < HM_LOG_DBG ? log_get_level() + 1
 								   : HM_LOG_DBG);
@@ -298,6 +313,7 @@ static int incoming_prepare(struct incoming_ctx *ic)
 {
 	static const int sigs[2] = { SIGINT, SIGTERM };
 	char why[512];
+	int err;
 
 	if (ic->dp.dirty == DIRTY_RING && !dirty_ring_offered(NULL)) {
 		snprintf(why, sizeof(why),
@@ -315,6 +331,9 @@ static int incoming_prepare(struct incoming_ctx *ic)
 	ic->dp.listen_fd = net_listen(ic->listen, why, sizeof(why));
 	if (ic->dp.listen_fd < 0)
 		goto out_err;
+	err = link_size_listener(ic->dp.listen_fd, ic->sockbuf);
+	if (err)
+		hm_warn("cannot size the receive buffer: %s", strerror(-err));
 	ic->rc.base = event_base_new();
 	ic->dp.stop_fd = eventfd(0, EFD_CLOEXEC);
 	if (!ic->rc.base || ic->dp.stop_fd < 0)
@@ -325,9 +344,11 @@ static int incoming_prepare(struct incoming_ctx *ic)
 			goto out_err;
 	}
 	if (ic->rc.o.metrics_listen) {
-		ic->rc.metrics = metrics_new(ic->rc.base, ic->rc.o.metrics_listen, why, sizeof(why));
+		ic->rc.metrics =
+		    metrics_new(ic->rc.base, ic->rc.o.metrics_listen, why, sizeof(why));
 		if (!ic->rc.metrics || metrics_add(ic->rc.metrics, incoming_metrics, ic)) {
-			snprintf(why + strlen(why), sizeof(why) - strlen(why), " (--metrics-listen)");
+			snprintf(why + strlen(why), sizeof(why) - strlen(why),
+				 " (--metrics-listen)");
 			goto out_err;
 		}
 	}

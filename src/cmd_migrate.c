@@ -42,6 +42,8 @@ struct migrate_opts {
 	uint64_t timeout_s;
 	uint64_t pc_rounds;
 	uint64_t reconnect_s;
+	uint64_t sockbuf; /* --socket-buffer: bytes, 0 = kernel */
+	bool sockbuf_given;
 	const char *tls_dir;
 	const char *tls_peer;
 	const char *policy;
@@ -105,6 +107,8 @@ static void migrate_usage(void)
 	    "  --postcopy-after-rounds N  hybrid: switch after N pre-copy rounds\n"
 	    "  --reconnect-timeout S  after the switch-over, keep reconnecting a broken link for\n"
 	    "                       S seconds (default 30); the VM waits on both sides\n"
+	    "  --socket-buffer SIZE|kernel  the most send buffer a long link gets (default\n"
+	    "                       64M); 'kernel' leaves it to autotuning (net.ipv4.tcp_wmem)\n"
 	    "  --tls-dir DIR        TLS 1.3 with mutual authentication: DIR/ca.pem, cert.pem,\n"
 	    "                       key.pem (tools/mkcerts.sh makes them)\n"
 	    "  --tls-peer NAME      the destination's certificate must carry NAME\n"
@@ -209,6 +213,7 @@ static int parse_migrate(int argc, char **argv, struct migrate_opts *o)
 		{ "timeout", required_argument, NULL, 'T' },
 		{ "postcopy-after-rounds", required_argument, NULL, 'P' },
 		{ "reconnect-timeout", required_argument, NULL, 'R' },
+		{ "socket-buffer", required_argument, NULL, 'S' },
 		{ "tls-dir", required_argument, NULL, 'D' },
 		{ "tls-peer", required_argument, NULL, 'N' },
 		{ "insecure", no_argument, NULL, 'I' },
@@ -266,6 +271,13 @@ static int parse_migrate(int argc, char **argv, struct migrate_opts *o)
 				return cmd_usage_error("migrate",
 						       "bad --reconnect-timeout '%s' (0 to 3600 s)",
 						       optarg);
+			break;
+		case 'S':
+			o->sockbuf_given = true;
+			if (parse_socket_buffer(optarg, &o->sockbuf))
+				return cmd_usage_error(
+				    "migrate", "bad --socket-buffer '%s' (64K to 1G, or kernel)",
+				    optarg);
 			break;
 		case 'D':
 			o->tls_dir = optarg;
@@ -432,6 +444,8 @@ int cmd_migrate(int argc, char **argv)
 	if (o.pc_rounds)
 		json_u64(&j, "postcopy_after_rounds", o.pc_rounds);
 	json_u64(&j, "reconnect_s", o.reconnect_s);
+	if (o.sockbuf_given)
+		json_u64(&j, "socket_buffer", o.sockbuf);
 	json_obj_end(&j);
 send:
 	if (!json_done(&j)) {

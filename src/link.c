@@ -7,6 +7,7 @@
 #include <string.h>
 #include <sys/random.h>
 #include "src/log.h"
+#include "src/sockbuf.h"
 
 void link_init(struct link *l, struct tls_ctx *tls)
 {
@@ -200,6 +201,52 @@ int link_connect(struct link *l, const char *to, bool resume, char *why, size_t 
 		snprintf(why, whylen, "urgent channel: %s", inner);
 		net_close(&l->bulk);
 	}
+	return err;
+}
+
+/* Log a sizing's outcome: a cap is worth a warning, the rest is routine. */
+static void log_sizing(const struct sockbuf_result *r, bool send, uint64_t rtt_ns)
+{
+	char msg[400];
+
+	if (sockbuf_describe(r, send, rtt_ns, msg, sizeof(msg)))
+		hm_warn("%s", msg);
+	else if (r->how == SOCKBUF_AUTO)
+		hm_dbg("%s", msg);
+	else
+		hm_info("%s", msg);
+}
+
+int link_size_send(struct link *l, uint64_t rate, uint64_t max)
+{
+	struct sockbuf_result r;
+	struct sockbuf_host h;
+	int err;
+
+	if (!max || l->bulk.fd < 0)
+		return 0;
+	err = sockbuf_host_read(&h);
+	if (!err)
+		err = sockbuf_size(l->bulk.fd, true, sockbuf_need(rate, l->rtt_ns, max), &h, &r);
+	if (err)
+		return err;
+	log_sizing(&r, true, l->rtt_ns);
+	return r.how == SOCKBUF_AUTO ? 0 : sockbuf_lowat(l->bulk.fd, SOCKBUF_LOWAT);
+}
+
+int link_size_listener(int lfd, uint64_t max)
+{
+	struct sockbuf_result r;
+	struct sockbuf_host h;
+	int err;
+
+	if (!max)
+		return 0;
+	err = sockbuf_host_read(&h);
+	if (!err)
+		err = sockbuf_size(lfd, false, max, &h, &r);
+	if (!err)
+		log_sizing(&r, false, 0);
 	return err;
 }
 

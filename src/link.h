@@ -81,6 +81,24 @@ void link_turn_away(struct link *l, int lfd, int stop_fd, int wait_ms);
 int link_answer(struct link *l, int lfd, int stop_fd, char *why, size_t whylen) __must_check;
 
 /*
+ * Source, after link_connect: size the bulk channel's send buffer for
+ * @rate bytes/s (0 = unknown: SOCKBUF_NOMINAL_RATE) over the RTT the hellos
+ * measured, at most @max bytes (0 = leave the kernel's autotuning alone),
+ * and, where it is enlarged, keep its unsent bytes at SOCKBUF_LOWAT so the
+ * switch-over's frames do not queue behind seconds of pages. Logs what it
+ * did; a host that caps the buffer is a warning, not an error (src/sockbuf.h).
+ * Returns 0 or -errno from the kernel.
+ */
+int link_size_send(struct link *l, uint64_t rate, uint64_t max) __must_check;
+/*
+ * Destination, before accepting: size the listening socket @lfd's receive
+ * buffer (inherited by the connections it accepts, whose window scale is
+ * chosen from it) for @max bytes (0 = autotuning), since the RTT and rate
+ * are not known yet. Logs like link_size_send. 0 or -errno.
+ */
+int link_size_listener(int lfd, uint64_t max) __must_check;
+
+/*
  * True for failures of the path (reset, timeout, unreachable, closed):
  * worth reconnecting after. False for refusals, protocol errors and local
  * failures.

@@ -190,7 +190,8 @@ void mig_apply_limits(struct mig *m)
 		m->push_windows = 0;
 		if (m->p.bandwidth)
 			hm_info("bandwidth limit now %.1f MiB/s (%.1f Mbit/s)",
-				(double)m->p.bandwidth / 1048576.0, (double)m->p.bandwidth * 8 / 1e6);
+				(double)m->p.bandwidth / 1048576.0,
+				(double)m->p.bandwidth * 8 / 1e6);
 		else
 			hm_info("bandwidth limit lifted");
 	}
@@ -311,6 +312,10 @@ int mig_open_link(struct mig *m, bool resume)
 	m->link.urgent.timeout_ms = MIG_IO_TIMEOUT_MS;
 	if (!resume)
 		m->s.rtt_ns = m->link.rtt_ns;
+	/* a buffer too small only slows the stream down: worth a warning, not a failure */
+	err = link_size_send(&m->link, m->p.bandwidth, m->p.socket_buffer);
+	if (err)
+		hm_warn("cannot size the send buffer: %s", strerror(-err));
 	return 0;
 }
 

@@ -47,6 +47,7 @@ struct mig_params {
 	bool insecure;	       /* plain TCP, no authentication (explicit choice) */
 	struct policy_limits policy; /* auto and hybrid: the limits the policy keeps */
 	char record[256];	     /* write what the policy saw and decided here ("" = no) */
+	uint64_t socket_buffer;	     /* most bytes of send buffer (src/sockbuf.h), 0 = kernel */
 };
 
 #define MIG_MAX_ROUNDS 64
@@ -65,11 +66,11 @@ struct mig_stats {
 	uint64_t bytes_raw; /* page bytes before compression and zero elision */
 	uint64_t pages_sent;
 	uint64_t zero_pages;
-	uint64_t remaining; /* pages still to send */
-	double bandwidth;   /* bytes/s measured */
+	uint64_t remaining;	    /* pages still to send */
+	double bandwidth;	    /* bytes/s measured */
 	uint64_t bandwidth_limit;   /* bytes/s, 0 = none; set-bandwidth changes it */
 	uint64_t downtime_limit_ns; /* set-downtime changes it */
-	double dirty_rate;  /* pages/s, last harvest */
+	double dirty_rate;	    /* pages/s, last harvest */
 	/* what harvested the dirty pages: "dirty-ring" or "dirty-log" */
 	char dirty_tracking[16];
 	uint64_t rtt_ns;

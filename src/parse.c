@@ -141,3 +141,19 @@ int parse_rate(const char *s, uint64_t *out)
 	}
 	return parse_size(num, out);
 }
+
+int parse_socket_buffer(const char *s, uint64_t *out)
+{
+	uint64_t v;
+
+	if (!strcmp(s, "kernel")) {
+		*out = 0;
+		return 0;
+	}
+	if (parse_size(s, &v))
+		return -EINVAL;
+	if (v < (64ULL << 10) || v > (1ULL << 30))
+		return -ERANGE;
+	*out = v;
+	return 0;
+}

@@ -21,5 +21,7 @@ int parse_count(const char *s, uint64_t *out) __must_check;
 /* A rate: "1gbit", "500mbit" (bits/s) or bytes per second as a size ("100M"). */
 int parse_rate(const char *s, uint64_t *out) __must_check;
 int parse_count_range(const char *s, uint64_t min, uint64_t max, uint64_t *out) __must_check;
+/* --socket-buffer: "kernel" (0: autotuning) or a size from 64 KiB to 1 GiB. */
+int parse_socket_buffer(const char *s, uint64_t *out) __must_check;
 
 #endif

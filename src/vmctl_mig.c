@@ -14,6 +14,7 @@
 #include "src/metrics.h"
 #include "src/mig.h"
 #include "src/policy_record.h"
+#include "src/sockbuf.h"
 #include "src/vm.h"
 #include "src/vmctl.h"
 #include "src/vmctl_priv.h"
@@ -205,6 +206,7 @@ static const char *migrate_params(struct vmctl *vc, const struct json_field *f, 
 	double to_s = 0;
 	double pc = 0;
 	double rc = 30;
+	double sb = SOCKBUF_DEFAULT_MAX;
 	const char *bad;
 
 	memset(&vc->mp, 0, sizeof(vc->mp));
@@ -243,12 +245,15 @@ static const char *migrate_params(struct vmctl *vc, const struct json_field *f, 
 		return "downtime_limit_ms must be 1 to 600000";
 	if (num_field(f, n, "timeout_s", 0, 86400, &to_s))
 		return "timeout_s must be 0 to 86400";
+	if (num_field(f, n, "socket_buffer", 0, 1 << 30, &sb))
+		return "socket_buffer must be 0 (the kernel's autotuning) to 1 GiB";
 	bad = tls_params(&vc->mp, f, n);
 	if (bad)
 		return bad;
 	vc->mp.postcopy_after_rounds = (uint32_t)pc;
 	vc->mp.reconnect_ns = (uint64_t)(rc * 1e9);
 	vc->mp.bandwidth = (uint64_t)bw;
+	vc->mp.socket_buffer = (uint64_t)sb;
 	/* explicit options win over the policy file */
 	if (dl > 0)
 		vc->mp.policy.max_downtime_s = dl / 1e3;
@@ -421,8 +426,7 @@ static bool can_set(struct vmctl *vc, struct ctl_req *req)
 	return true;
 }
 
-static void cmd_set_bandwidth(struct ctl_req *req, const struct json_field *f, size_t n,
-			      void *arg)
+static void cmd_set_bandwidth(struct ctl_req *req, const struct json_field *f, size_t n, void *arg)
 {
 	struct vmctl *vc = arg;
 	double bw = -1;
@@ -439,8 +443,7 @@ static void cmd_set_bandwidth(struct ctl_req *req, const struct json_field *f, s
 	control_reply(req, "{\"ok\":true,\"state\":\"bandwidth limit set\"}");
 }
 
-static void cmd_set_downtime(struct ctl_req *req, const struct json_field *f, size_t n,
-			     void *arg)
+static void cmd_set_downtime(struct ctl_req *req, const struct json_field *f, size_t n, void *arg)
 {
 	struct vmctl *vc = arg;
 	double dl = -1;

@@ -196,14 +196,33 @@ static void test_parse_rate_as_written(void **state)
 		{ "1000gbit", 125000000000ULL },
 	};
 	static const struct bad_case bad[] = {
-		{ "", -EINVAL },      { "/s", -EINVAL },	  { "gbit", -EINVAL },
-		{ "1001gbit", -EINVAL }, { "1gbit/ss", -EINVAL }, { "x/s", -EINVAL },
-		{ "-1mbit", -EINVAL }, { "12345678901234567890123456789012gbit", -EINVAL },
+		{ "", -EINVAL },	 { "/s", -EINVAL },
+		{ "gbit", -EINVAL },	 { "1001gbit", -EINVAL },
+		{ "1gbit/ss", -EINVAL }, { "x/s", -EINVAL },
+		{ "-1mbit", -EINVAL },	 { "12345678901234567890123456789012gbit", -EINVAL },
 	};
 
 	(void)state;
 	check_ok(parse_rate, ok, ARRAY_SIZE(ok));
 	check_bad(parse_rate, bad, ARRAY_SIZE(bad));
+}
+
+static void test_parse_socket_buffer(void **state)
+{
+	static const struct ok_case ok[] = {
+		{ "kernel", 0 },
+		{ "64K", 64ULL << 10 },
+		{ "64M", 64ULL << 20 },
+		{ "1G", 1ULL << 30 },
+	};
+	static const struct bad_case bad[] = {
+		{ "", -EINVAL },  { "Kernel", -EINVAL }, { "auto", -EINVAL }, { "63K", -ERANGE },
+		{ "0", -ERANGE }, { "2G", -ERANGE },	 { "-1M", -EINVAL },
+	};
+
+	(void)state;
+	check_ok(parse_socket_buffer, ok, ARRAY_SIZE(ok));
+	check_bad(parse_socket_buffer, bad, ARRAY_SIZE(bad));
 }
 
 int main(void)
@@ -220,6 +239,7 @@ int main(void)
 		cmocka_unit_test(test_parse_count_range_out_of_range),
 		cmocka_unit_test(test_parse_count_range_junk),
 		cmocka_unit_test(test_parse_rate_as_written),
+		cmocka_unit_test(test_parse_socket_buffer),
 	};
 
 	return cmocka_run_group_tests_name("parse", tests, NULL, NULL);

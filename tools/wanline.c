@@ -64,9 +64,9 @@
 #include <unistd.h>
 
 #define PKT_MAX	  (65536u + sizeof(struct virtio_net_hdr) + 64u)
-#define READS_MAX 64u	 /* reads per wake-up before the due packets go out */
-#define WIRE_MTU  1500u	 /* what a segment occupies at most on the emulated wire */
-#define WIRE_OVH  14u	 /* Ethernet header per frame, as tc counts it on a veth */
+#define READS_MAX 64u	/* reads per wake-up before the due packets go out */
+#define WIRE_MTU  1500u /* what a segment occupies at most on the emulated wire */
+#define WIRE_OVH  14u	/* Ethernet header per frame, as tc counts it on a veth */
 #define REC_ALIGN 8u
 
 /* One packet in the ring: its deadline and length, then the bytes. */
@@ -77,11 +77,11 @@ struct rec {
 };
 
 struct counters {
-	_Atomic uint64_t pkts;	    /* packets delivered */
-	_Atomic uint64_t bytes;	    /* wire bytes delivered */
-	_Atomic uint64_t drop_queue; /* tail drops at the bottleneck queue */
-	_Atomic uint64_t drop_ring;  /* no room in the ring */
-	_Atomic uint64_t drop_down;  /* write failed: the device is down */
+	_Atomic uint64_t pkts;	      /* packets delivered */
+	_Atomic uint64_t bytes;	      /* wire bytes delivered */
+	_Atomic uint64_t drop_queue;  /* tail drops at the bottleneck queue */
+	_Atomic uint64_t drop_ring;   /* no room in the ring */
+	_Atomic uint64_t drop_down;   /* write failed: the device is down */
 	_Atomic uint64_t max_wait_us; /* longest queueing wait seen */
 };
 
@@ -91,8 +91,8 @@ struct dir {
 	int out_fd;	  /* TUN device they are written to */
 	int stop_fd;	  /* eventfd, readable when the line stops */
 	uint64_t delay_ns;
-	uint64_t rate_bps;    /* 0: no cap */
-	uint64_t queue_ns;    /* longest wait at the bottleneck */
+	uint64_t rate_bps;     /* 0: no cap */
+	uint64_t queue_ns;     /* longest wait at the bottleneck */
 	uint64_t next_free_ns; /* when the emulated wire is free again */
 	uint8_t *ring;
 	size_t ring_size;
@@ -243,13 +243,15 @@ static int64_t push(struct dir *d)
 static void *dir_run(void *arg)
 {
 	struct dir *d = arg;
-	struct pollfd pf[2] = { { .fd = d->in_fd, .events = POLLIN }, { .fd = d->stop_fd, .events = POLLIN } };
+	struct pollfd pf[2] = { { .fd = d->in_fd, .events = POLLIN },
+				{ .fd = d->stop_fd, .events = POLLIN } };
 	int64_t wait_ns = -1;
 	int err;
 
 	prctl(PR_SET_TIMERSLACK, 1UL, 0, 0, 0);
 	for (;;) {
-		struct timespec ts = { .tv_sec = wait_ns / 1000000000, .tv_nsec = wait_ns % 1000000000 };
+		struct timespec ts = { .tv_sec = wait_ns / 1000000000,
+				       .tv_nsec = wait_ns % 1000000000 };
 
 		if (ppoll(pf, 2, wait_ns < 0 ? NULL : &ts, NULL) < 0 && errno != EINTR) {
 			fprintf(stderr, "wanline %s: poll: %s\n", d->name, strerror(errno));
@@ -288,7 +290,8 @@ static int tun_attach(const char *spec)
 		self = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
 		ns = open(copy, O_RDONLY | O_CLOEXEC);
 		if (self < 0 || ns < 0 || setns(ns, CLONE_NEWNET)) {
-			fprintf(stderr, "wanline: cannot enter namespace %s: %s\n", copy, strerror(errno));
+			fprintf(stderr, "wanline: cannot enter namespace %s: %s\n", copy,
+				strerror(errno));
 			goto out;
 		}
 	}
@@ -353,9 +356,12 @@ struct opts {
 static void parse_opts(int argc, char **argv, struct opts *o)
 {
 	static const struct option lo[] = {
-		{ "a", required_argument, NULL, 'a' },	      { "b", required_argument, NULL, 'b' },
-		{ "delay-ms", required_argument, NULL, 'd' }, { "rate", required_argument, NULL, 'r' },
-		{ "queue-ms", required_argument, NULL, 'q' }, { "ring-mib", required_argument, NULL, 'm' },
+		{ "a", required_argument, NULL, 'a' },
+		{ "b", required_argument, NULL, 'b' },
+		{ "delay-ms", required_argument, NULL, 'd' },
+		{ "rate", required_argument, NULL, 'r' },
+		{ "queue-ms", required_argument, NULL, 'q' },
+		{ "ring-mib", required_argument, NULL, 'm' },
 		{ NULL, 0, NULL, 0 },
 	};
 	int c;
@@ -363,22 +369,37 @@ static void parse_opts(int argc, char **argv, struct opts *o)
 	*o = (struct opts){ .delay_ms = -1, .queue_ms = -1, .ring_mib = 256 };
 	while ((c = getopt_long(argc, argv, "", lo, NULL)) != -1) {
 		switch (c) {
-		case 'a': o->a = optarg; break;
-		case 'b': o->b = optarg; break;
-		case 'd': o->delay_ms = parse_num(optarg, "--delay-ms"); break;
-		case 'r': o->rate = parse_num(optarg, "--rate"); break;
-		case 'q': o->queue_ms = parse_num(optarg, "--queue-ms"); break;
-		case 'm': o->ring_mib = parse_num(optarg, "--ring-mib"); break;
-		default: usage();
+		case 'a':
+			o->a = optarg;
+			break;
+		case 'b':
+			o->b = optarg;
+			break;
+		case 'd':
+			o->delay_ms = parse_num(optarg, "--delay-ms");
+			break;
+		case 'r':
+			o->rate = parse_num(optarg, "--rate");
+			break;
+		case 'q':
+			o->queue_ms = parse_num(optarg, "--queue-ms");
+			break;
+		case 'm':
+			o->ring_mib = parse_num(optarg, "--ring-mib");
+			break;
+		default:
+			usage();
 		}
 	}
-	if (optind != argc || !o->a || !o->b || o->delay_ms < 0 || o->ring_mib < 1 || o->ring_mib > 4096)
+	if (optind != argc || !o->a || !o->b || o->delay_ms < 0 || o->ring_mib < 1 ||
+	    o->ring_mib > 4096)
 		usage();
 	if (o->queue_ms < 0)
 		o->queue_ms = o->delay_ms * 2 > 10 ? o->delay_ms * 2 : 10;
 }
 
-static int dir_init(struct dir *d, const char *name, const struct opts *o, int in, int out, int stop)
+static int dir_init(struct dir *d, const char *name, const struct opts *o, int in, int out,
+		    int stop)
 {
 	*d = (struct dir){ .name = name, .in_fd = in, .out_fd = out, .stop_fd = stop };
 	d->delay_ns = (uint64_t)(o->delay_ms * 1e6);
@@ -388,7 +409,8 @@ static int dir_init(struct dir *d, const char *name, const struct opts *o, int i
 	d->ring = mmap(NULL, d->ring_size, PROT_READ | PROT_WRITE,
 		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
 	if (d->ring == MAP_FAILED) {
-		fprintf(stderr, "wanline: cannot map a %zu-byte ring: %s\n", d->ring_size, strerror(errno));
+		fprintf(stderr, "wanline: cannot map a %zu-byte ring: %s\n", d->ring_size,
+			strerror(errno));
 		return -1;
 	}
 	return 0;
@@ -450,7 +472,8 @@ int main(int argc, char **argv)
 		fprintf(stderr, "wanline: cannot start the threads\n");
 		return 1;
 	}
-	fprintf(stderr, "wanline ready: %s <-> %s, %.3f ms each way, rate %.0f bit/s%s, queue %.1f ms\n",
+	fprintf(stderr,
+		"wanline ready: %s <-> %s, %.3f ms each way, rate %.0f bit/s%s, queue %.1f ms\n",
 		o.a, o.b, o.delay_ms, o.rate, o.rate ? "" : " (no cap)", o.queue_ms);
 	wait_signals(&ab, &ba);
 	if (eventfd_write(stop, 1))

@@ -23,11 +23,12 @@ _hybridmig_opts()
 		echo "--control --json --timeout --force" ;;
 	incoming)
 		echo "--listen --tls-dir --tls-peer --insecure --control --max-mem --wait
-			--reconnect-timeout --dirty-tracking --metrics-listen --json -v --verbose" ;;
+			--reconnect-timeout --dirty-tracking --metrics-listen --socket-buffer --json
+			-v --verbose" ;;
 	migrate)
 		echo "--control --to --mode --tls-dir --tls-peer --insecure --bandwidth
 			--downtime-limit --timeout --postcopy-after-rounds --reconnect-timeout
-			--policy --record --resume --json" ;;
+			--socket-buffer --policy --record --resume --json" ;;
 	trace)
 		echo "--control --seconds --record --json --no-bpf" ;;
 	policy)
@@ -48,6 +49,8 @@ _hybridmig_value()
 		mapfile -t COMPREPLY < <(compgen -W "auto precopy postcopy hybrid" -- "$3") ;;
 	--dirty-tracking)
 		mapfile -t COMPREPLY < <(compgen -W "auto ring log" -- "$3") ;;
+	--socket-buffer)
+		mapfile -t COMPREPLY < <(compgen -W "kernel 16M 64M 256M" -- "$3") ;;
 	--guest)
 		# NAME[:k=v,...]: the built-in guests (run --help)
 		mapfile -t COMPREPLY < <(compgen -W "dirtier idle fault" -- "$3") ;;
