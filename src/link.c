@@ -217,21 +217,22 @@ static void log_sizing(const struct sockbuf_result *r, bool send, uint64_t rtt_n
 		hm_info("%s", msg);
 }
 
-int link_size_send(struct link *l, uint64_t rate, uint64_t max)
+int link_size_send(struct link *l, uint64_t rate, uint64_t max, struct sockbuf_result *r)
 {
-	struct sockbuf_result r;
 	struct sockbuf_host h;
 	int err;
 
-	if (!max || l->bulk.fd < 0)
-		return 0;
 	err = sockbuf_host_read(&h);
-	if (!err)
-		err = sockbuf_size(l->bulk.fd, true, sockbuf_need(rate, l->rtt_ns, max), &h, &r);
 	if (err)
 		return err;
-	log_sizing(&r, true, l->rtt_ns);
-	return r.how == SOCKBUF_AUTO ? 0 : sockbuf_lowat(l->bulk.fd, SOCKBUF_LOWAT);
+	*r = (struct sockbuf_result){ .how = SOCKBUF_AUTO, .got = h.tcp_wmem_max };
+	if (!max || l->bulk.fd < 0)
+		return 0;
+	err = sockbuf_size(l->bulk.fd, true, sockbuf_need(rate, l->rtt_ns, max), &h, r);
+	if (err)
+		return err;
+	log_sizing(r, true, l->rtt_ns);
+	return r->how == SOCKBUF_AUTO ? 0 : sockbuf_lowat(l->bulk.fd, SOCKBUF_LOWAT);
 }
 
 int link_size_listener(int lfd, uint64_t max)

@@ -87,9 +87,12 @@ int link_answer(struct link *l, int lfd, int stop_fd, char *why, size_t whylen) 
  * and, where it is enlarged, keep its unsent bytes at SOCKBUF_LOWAT so the
  * switch-over's frames do not queue behind seconds of pages. Logs what it
  * did; a host that caps the buffer is a warning, not an error (src/sockbuf.h).
+ * *@r says what was done (with @max 0: autotuning, up to its ceiling).
  * Returns 0 or -errno from the kernel.
  */
-int link_size_send(struct link *l, uint64_t rate, uint64_t max) __must_check;
+struct sockbuf_result;
+int link_size_send(struct link *l, uint64_t rate, uint64_t max,
+		   struct sockbuf_result *r) __must_check;
 /*
  * Destination, before accepting: size the listening socket @lfd's receive
  * buffer (inherited by the connections it accepts, whose window scale is

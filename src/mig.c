@@ -16,6 +16,7 @@
 #include <sys/mman.h>
 #include "guest/abi.h"
 #include "src/log.h"
+#include "src/sockbuf.h"
 #include "src/mig_priv.h"
 #include "src/tls.h"
 #include "src/vm.h"
@@ -302,6 +303,7 @@ static void rollback(struct mig *m, int err)
 
 int mig_open_link(struct mig *m, bool resume)
 {
+	struct sockbuf_result sb;
 	char why[256];
 	int err = link_connect(&m->link, m->p.to, resume, why, sizeof(why));
 
@@ -313,9 +315,15 @@ int mig_open_link(struct mig *m, bool resume)
 	if (!resume)
 		m->s.rtt_ns = m->link.rtt_ns;
 	/* a buffer too small only slows the stream down: worth a warning, not a failure */
-	err = link_size_send(&m->link, m->p.bandwidth, m->p.socket_buffer);
-	if (err)
+	err = link_size_send(&m->link, m->p.bandwidth, m->p.socket_buffer, &sb);
+	if (err) {
 		hm_warn("cannot size the send buffer: %s", strerror(-err));
+		return 0;
+	}
+	pthread_mutex_lock(&m->lock);
+	m->s.send_buffer = sb.got;
+	m->s.send_buffer_capped = sb.how == SOCKBUF_CAPPED;
+	pthread_mutex_unlock(&m->lock);
 	return 0;
 }
 

@@ -74,6 +74,8 @@ struct mig_stats {
 	/* what harvested the dirty pages: "dirty-ring" or "dirty-log" */
 	char dirty_tracking[16];
 	uint64_t rtt_ns;
+	uint64_t send_buffer;	 /* bytes the bulk send buffer may grow to (src/sockbuf.h) */
+	bool send_buffer_capped; /* the host allows less than the link needs */
 	uint64_t predicted_downtime_ns;
 	uint64_t src_pause_ns;	/* source vCPUs stopped -> STARTED read */
 	uint64_t dst_switch_ns; /* destination: SWITCH read -> vCPUs running */

@@ -53,6 +53,8 @@ static const struct field fields[] = {
 	FIELD("bandwidth_mbps", bandwidth, F_MBPS, 1, false),
 	FIELD("dirty_rate_pages_per_s", dirty_rate, F_DBL, 0, false),
 	FIELD("rtt_ms", rtt_ns, F_MS, 3, false),
+	FIELD("send_buffer_bytes", send_buffer, F_U64, 0, false),
+	FIELD("send_buffer_capped", send_buffer_capped, F_BOOL, 0, false),
 	FIELD("downtime_ms", downtime_ns, F_MS, 3, false),
 	FIELD("source_pause_ms", src_pause_ns, F_MS, 3, false),
 	FIELD("dest_switch_ms", dst_switch_ns, F_MS, 3, false),
@@ -260,13 +262,12 @@ void mig_report_text(const struct mig_stats *s, const char *to, FILE *f)
 	fprintf(f, "  total           %.1f ms, %u pre-copy rounds\n", ms(end - s->start_ns),
 		s->rounds);
 	if (paused) {
-		fprintf(f,
-			"  downtime        %.2f ms (source pause %.2f ms, destination switch %.2f "
-			"ms, rtt %.3f ms; predicted %.2f ms)\n",
-			ms(s->downtime_ns), ms(s->src_pause_ns), ms(s->dst_switch_ns),
-			ms(s->rtt_ns),
-			s->predicted_downtime_ns == UINT64_MAX ? -1.0
-							       : ms(s->predicted_downtime_ns));
+		fprintf(
+		    f,
+		    "  downtime        %.2f ms (source pause %.2f ms, destination switch %.2f "
+		    "ms, rtt %.3f ms; predicted %.2f ms)\n",
+		    ms(s->downtime_ns), ms(s->src_pause_ns), ms(s->dst_switch_ns), ms(s->rtt_ns),
+		    s->predicted_downtime_ns == UINT64_MAX ? -1.0 : ms(s->predicted_downtime_ns));
 		fprintf(f, "  guest pause     %.2f ms (longest gap in its progress reports)\n",
 			ms(s->guest_gap_ns));
 	}
@@ -276,8 +277,12 @@ void mig_report_text(const struct mig_stats *s, const char *to, FILE *f)
 		(unsigned long long)s->pages_sent, (unsigned long long)s->zero_pages,
 		(double)s->bytes_wire / 1048576.0, (double)s->bytes_raw / 1048576.0,
 		s->bytes_wire ? (double)s->bytes_raw / (double)s->bytes_wire : 0);
-	fprintf(f, "  bandwidth       %.1f Mbit/s; dirty rate %.0f pages/s (%s)\n",
-		s->bandwidth * 8 / 1e6, s->dirty_rate, s->dirty_tracking);
+	fprintf(
+	    f,
+	    "  bandwidth       %.1f Mbit/s; dirty rate %.0f pages/s (%s); send buffer %.1f MiB%s\n",
+	    s->bandwidth * 8 / 1e6, s->dirty_rate, s->dirty_tracking,
+	    (double)s->send_buffer / 1048576.0,
+	    s->send_buffer_capped ? " (capped by the host: see the warning)" : "");
 	fprintf(f, "  rounds (pages)  ");
 	for (uint32_t i = 0; i < s->rounds && i < MIG_MAX_ROUNDS; i++)
 		fprintf(f, "%s%llu", i ? " " : "", (unsigned long long)s->round_pages[i]);

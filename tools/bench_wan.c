@@ -206,6 +206,7 @@ static int run_send(const struct opts *o, struct link *l, char *why, size_t len)
 	uint8_t *data = calloc(1, DATA_LEN);
 	uint64_t t0, end, frames = 0;
 	const char *rwhy = "?";
+	struct sockbuf_result sb;
 	struct proto_hdr h;
 	int err;
 
@@ -214,7 +215,7 @@ static int run_send(const struct opts *o, struct link *l, char *why, size_t len)
 	if (!err)
 		err = link_connect(l, o->addr, false, why, len);
 	if (!err)
-		err = link_size_send(l, o->bandwidth, o->sockbuf);
+		err = link_size_send(l, o->bandwidth, o->sockbuf, &sb);
 	l->bulk.timeout_ms = WAIT_MS;
 	l->bulk.rate = o->bandwidth;
 	t0 = hm_now_ns();

@@ -7,9 +7,7 @@
 # the line named. Every move ends with verify ok on the destination.
 . tests/e2e/lib.sh
 require_kvm
-case ",${HM_REQUIRE:-}," in *,uffd,*) ;; *)
-	python3 -c "import ctypes,sys; sys.exit(0 if ctypes.CDLL(None).syscall(323, 0x80800) >= 0 else 77)" || { echo "skip: no userfaultfd"; exit 77; } ;;
-esac
+require_uffd
 PORT=$((10000 + $$ % 20000)) # below the ephemeral range (32768+)
 
 # auto NAME MIGRATE_ARGS -- RUN_ARGS...: a source, a destination, migrate (no --mode)

@@ -6,51 +6,9 @@
 # Every run ends with the guest's verify ok on the destination.
 . tests/e2e/lib.sh
 require_kvm
-case ",${HM_REQUIRE:-}," in *,uffd,*) ;; *)
-	python3 -c "import ctypes,sys; sys.exit(0 if ctypes.CDLL(None).syscall(323, 0x80800) >= 0 else 77)" || { echo "skip: no userfaultfd"; exit 77; } ;;
-esac
+require_uffd
 net_up hpc$$ --rate 10gbit
 PORT=$((10000 + $$ % 20000)) # below the ephemeral range (32768+)
-
-# move MODE NAME MIGRATE_ARGS -- RUN_ARGS...
-move() {
-	mode=$1 n=$2
-	shift 2
-	margs=""
-	while [ "$1" != "--" ]; do margs="$margs $1"; shift; done
-	shift
-	PORT=$((PORT + 1))
-	bg_in b "${n}_d" incoming $TLS_DST --listen "$B:$PORT" --control "$T/$n.d.sock"
-	bg_in a "${n}_s" run --control "$T/$n.s.sock" "$@"
-	wait_sock "$T/$n.s.sock" || { bad "$n: source did not come up"; return 1; }
-	sleep 0.7
-	ip netns exec "$NET-a" "$HM" migrate $TLS_SRC --mode "$mode" --control "$T/$n.s.sock" \
-		--to "$B:$PORT" --json $margs >"$T/$n.mig" 2>"$T/$n.mig.err"
-	rc=$?
-	tail -1 "$T/$n.mig" >"$T/$n.final"
-	return $rc
-}
-
-# landed NAME: destination verifies ok and keeps working; both processes end cleanly
-landed() {
-	n=$1
-	check "$n: report done" [ "$(json_get phase <"$T/$n.final")" = done ]
-	wait_sock "$T/$n.d.sock" || bad "$n: destination control socket"
-	u1=$("$HM" status --control "$T/$n.d.sock" --json | json_get work_units)
-	check "$n: verify ok on the destination" [ "$("$HM" verify --control "$T/$n.d.sock" --json | json_get verify)" = ok ]
-	if [ "$2" = grows ]; then
-		sleep 0.3
-		u2=$("$HM" status --control "$T/$n.d.sock" --json | json_get work_units)
-		check "$n: guest still progressing ($u1 -> $u2)" [ "$u2" -gt "$u1" ]
-	fi
-	eval "ps=\$PID_${n}_s"
-	wait "$ps"
-	check "$n: source exits 0 once every page is there" [ $? -eq 0 ]
-	"$HM" stop --control "$T/$n.d.sock" >/dev/null
-	eval "pd=\$PID_${n}_d"
-	wait "$pd"
-	check "$n: destination exits 0" [ $? -eq 0 ]
-}
 
 for mode in postcopy hybrid; do
 	move $mode ${mode}_idle -- --mem 256M --guest idle
