@@ -36,17 +36,25 @@ static double wire_ratio(struct mig *m)
 	return m->s.bytes_raw ? (double)m->s.bytes_wire / (double)m->s.bytes_raw : 1.0;
 }
 
+/*
+ * The downtime a stop-and-copy now would cost (docs/switchover.md): the
+ * pages left, plus those the guest dirties while what is queued drains
+ * (mig_switch_stop_and_copy lets the queue reach the destination before it
+ * pauses, so the queue itself is not downtime), at the measured bandwidth;
+ * then the handshake: SWITCH reaches the destination, READY comes back, GO
+ * goes out and the destination runs, 1.5 RTT (STARTED's way back is not
+ * downtime). The same count as policy/model.c's stop_downtime.
+ */
 static uint64_t predict_ns(struct mig *m, uint64_t pages)
 {
-	/* what still sits in our socket buffer goes first */
-	double bytes =
-	    (double)pages * HM_PAGE_SIZE * wire_ratio(m) + (double)net_unacked(&m->link.bulk);
+	double pbytes = HM_PAGE_SIZE * wire_ratio(m);
+	double drain_s, bytes;
 
-	if (!pages)
-		return m->s.rtt_ns;
 	if (m->s.bandwidth <= 0)
-		return UINT64_MAX;
-	return (uint64_t)(bytes / m->s.bandwidth * 1e9) + m->s.rtt_ns;
+		return pages ? UINT64_MAX : MIG_HANDSHAKE_RTTS(m->s.rtt_ns);
+	drain_s = (double)net_unacked(&m->link.bulk) / m->s.bandwidth;
+	bytes = ((double)pages + m->s.dirty_rate * drain_s) * pbytes;
+	return (uint64_t)(bytes / m->s.bandwidth * 1e9) + MIG_HANDSHAKE_RTTS(m->s.rtt_ns);
 }
 
 /*

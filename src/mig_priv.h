@@ -80,6 +80,12 @@ struct mig {
 	uint32_t ndecisions;
 };
 
+/*
+ * Downtime the switch-over handshake costs beyond the data: SWITCH's way
+ * there, READY back, GO there (docs/switchover.md); policy/model.c's
+ * HANDSHAKE_RTTS.
+ */
+#define MIG_HANDSHAKE_RTTS(rtt_ns) ((rtt_ns) * 3 / 2)
 #define MIG_IO_TIMEOUT_MS     10000
 #define MIG_CHECKS_TIMEOUT_MS 30000
 /* post-copy: the destination may wait this long for faults to drain */
