@@ -132,6 +132,18 @@ static void get_field(struct mig_stats *s, const struct field *f, const struct j
 	}
 }
 
+/* Remote faults per second of post-copy (switch to last page), 0 if unknown. */
+static double faults_per_s(const struct mig_stats *s)
+{
+	return s->last_page_ns ? (double)s->remote_faults * 1e9 / (double)s->last_page_ns : 0;
+}
+
+/* vCPU time blocked on missing pages, in round trips of the link. */
+static double blocked_rtts(const struct mig_stats *s)
+{
+	return s->rtt_ns ? (double)s->blocked_ns / (double)s->rtt_ns : 0;
+}
+
 void mig_report_json(const struct mig_stats *s, struct json_out *j)
 {
 	uint64_t end = s->end_ns ? s->end_ns : hm_now_ns();
@@ -160,6 +172,14 @@ void mig_report_json(const struct mig_stats *s, struct json_out *j)
 			put_field(s, &fields[i], j);
 		else
 			json_null(j, fields[i].key);
+	/* post-copy at distance: how often the guest waited on the network, in RTTs */
+	if (s->postcopy) {
+		json_dbl(j, "remote_faults_per_s", faults_per_s(s), 1);
+		json_dbl(j, "vcpu_blocked_rtts", blocked_rtts(s), 1);
+	} else {
+		json_null(j, "remote_faults_per_s");
+		json_null(j, "vcpu_blocked_rtts");
+	}
 	json_arr_begin(j, "round_pages");
 	for (uint32_t i = 0; i < s->rounds && i < MIG_MAX_ROUNDS; i++)
 		json_u64(j, NULL, s->round_pages[i]);
@@ -305,10 +325,10 @@ void mig_report_text(const struct mig_stats *s, const char *to, FILE *f)
 	fprintf(
 	    f,
 	    "  remote faults   %llu (+%llu zero-filled locally); latency p50 %llu us, p90 %llu us, "
-	    "p99 %llu us, max %llu us; vCPUs blocked %.1f ms\n",
+	    "p99 %llu us, max %llu us; %.1f faults/s; vCPUs blocked %.1f ms (%.1f RTTs)\n",
 	    (unsigned long long)s->remote_faults, (unsigned long long)s->local_zero,
 	    (unsigned long long)s->lat_p50_us, (unsigned long long)s->lat_p90_us,
-	    (unsigned long long)s->lat_p99_us, (unsigned long long)s->lat_max_us,
-	    ms(s->blocked_ns));
+	    (unsigned long long)s->lat_p99_us, (unsigned long long)s->lat_max_us, faults_per_s(s),
+	    ms(s->blocked_ns), blocked_rtts(s));
 	fprintf(f, "  guest work/s    during post-copy %.0f\n", s->units_postcopy);
 }
