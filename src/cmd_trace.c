@@ -160,7 +160,7 @@ static void human_sample(const char *line)
 		printf(" 0x%llx (%llu)", (unsigned long long)(s.hot[i].region << 21),
 		       (unsigned long long)s.hot[i].pages);
 	if (s.nhot)
-		printf("\n");
+		printf("; locality %.2f\n", s.locality);
 }
 
 static bool line_type(const char *line, const char *type)

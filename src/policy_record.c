@@ -251,6 +251,7 @@ void policy_input_from_sample(struct policy_input *in, const struct probe_sample
 	for (uint32_t i = 0; i < ps->nwin && i < PROBE_NWIN; i++)
 		policy_curve_add(&in->wss, probe_windows_s[i], (double)ps->wss_pages[i]);
 	in->dma_pages_per_s = ps->dma_pages_per_s;
+	in->locality = ps->locality < 0 ? 0 : ps->locality > 1 ? 1 : ps->locality;
 	if (ps->rtt_us)
 		in->rtt_s = (double)ps->rtt_us / 1e6;
 }

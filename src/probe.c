@@ -63,6 +63,7 @@ struct probe {
 	struct wss_curve curve;
 	struct wss_region hot[PROBE_NHOT]; /* of the last finished epoch */
 	uint32_t nhot;
+	double locality; /* of the last finished epoch (wss_locality) */
 	uint64_t check_bpf, check_harvest;
 	/* rates */
 	clockid_t clk[HM_MAX_VCPUS]; /* vCPU thread CPU clocks */
@@ -227,7 +228,8 @@ static uint64_t bpf_to_curve(struct probe *p, uint64_t now)
 			  PROBE_BPF_NTICKS * PROBE_BPF_TICK_NS);
 }
 
-static void hot_now(struct probe *p, struct wss_region *out, uint32_t *n)
+/* The epoch's hot regions and spatial locality, from the pages it has seen so far. */
+static void hot_now(struct probe *p, struct wss_region *out, uint32_t *n, double *locality)
 {
 	const uint64_t *words = p->uni.words;
 	uint64_t nwords = DIV_ROUND_UP(p->uni.nbits, 64);
@@ -235,6 +237,7 @@ static void hot_now(struct probe *p, struct wss_region *out, uint32_t *n)
 	if (p->bpf)
 		words = probe_bpf_seen(p->bpf, &nwords);
 	*n = wss_hot(words, nwords, out, PROBE_NHOT);
+	*locality = wss_locality(words, nwords);
 }
 
 /* Device pages are not the guest's writes: drain them first (the migration counts them). */
@@ -325,7 +328,7 @@ static int own_epoch(struct probe *p, uint64_t now)
 
 	if (p->bpf) {
 		bpf_pages = bpf_to_curve(p, now);
-		hot_now(p, p->hot, &p->nhot);
+		hot_now(p, p->hot, &p->nhot, &p->locality);
 		probe_bpf_epoch(p->bpf, now);
 	}
 	err = harvest_tick(p, now);
@@ -333,7 +336,7 @@ static int own_epoch(struct probe *p, uint64_t now)
 		return err;
 	if (!p->bpf) {
 		wss_update(&p->curve, p->fb_hist, FB_NTICKS, HARVEST_NS, p->fb_covered_ns, now);
-		hot_now(p, p->hot, &p->nhot);
+		hot_now(p, p->hot, &p->nhot, &p->locality);
 	}
 	check_epoch(p, bpf_pages);
 	epoch_reset(p, now, false);
@@ -435,7 +438,7 @@ void probe_epoch(struct probe *p)
 	    (!p->epoch_ns || now - p->epoch_ns >= (uint64_t)p->epoch_ms * NSEC_PER_MSEC)) {
 		if (p->epoch_ns) {
 			bpf_to_curve(p, now);
-			hot_now(p, p->hot, &p->nhot);
+			hot_now(p, p->hot, &p->nhot, &p->locality);
 		}
 		epoch_reset(p, now, true);
 	}
@@ -468,6 +471,7 @@ static void sample_curve(struct probe *p, uint64_t now, struct probe_sample *s)
 {
 	struct wss_region hot[PROBE_NHOT];
 	uint32_t n = p->nhot;
+	double locality = p->locality;
 
 	if (p->epoch_ns && p->bpf)
 		bpf_to_curve(p, now);
@@ -475,12 +479,13 @@ static void sample_curve(struct probe *p, uint64_t now, struct probe_sample *s)
 		wss_update(&p->curve, p->fb_hist, FB_NTICKS, HARVEST_NS, p->fb_covered_ns, now);
 	memcpy(hot, p->hot, sizeof(hot));
 	if (p->epoch_ns && now - p->epoch_ns >= HOT_MIN_NS && (p->bpf || p->measuring))
-		hot_now(p, hot, &n);
+		hot_now(p, hot, &n, &locality);
 	for (uint32_t i = 0; i < n; i++) {
 		s->hot[i].region = hot[i].region;
 		s->hot[i].pages = hot[i].pages;
 	}
 	s->nhot = n;
+	s->locality = locality;
 	s->nwin = wss_nwin(&p->curve);
 	memcpy(s->wss_pages, p->curve.pages, sizeof(s->wss_pages));
 	s->dirty_pages_per_s = wss_rate(&p->curve);

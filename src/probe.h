@@ -90,6 +90,7 @@ struct probe_sample {
 		uint64_t pages;	 /* pages dirtied in it in the current (or last) epoch */
 	} hot[PROBE_NHOT];	 /* most dirtied first */
 	uint32_t nhot;
+	double locality; /* 0..1: 1 sequential, ~0 random (wss_locality), 0 unknown */
 	uint64_t events; /* tracepoint events counted (BPF), 0 with the fallback */
 	/* the last epoch the probe re-protected itself, counted both ways (0: none yet) */
 	uint64_t check_bpf_pages;     /* pages the tracepoint saw */
@@ -147,7 +148,7 @@ void probe_close(struct probe *p);
 
 /*
  * The sample's members into the open object @j (the JSON contract, README):
- * dirty_pages_per_s, wss [{window_s, pages}], hot [{gpa, pages}],
+ * dirty_pages_per_s, wss [{window_s, pages}], hot [{gpa, pages}], locality,
  * dma_pages_per_s, vcpu_run, rtt_us (null when none), cwnd, events,
  * source, tracking, fallback_reason (null when BPF is used), check.
  */

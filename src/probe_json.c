@@ -56,6 +56,7 @@ void probe_sample_json(const struct probe_sample *s, struct json_out *j)
 	json_num(j, "dirty_pages_per_s", s->dirty_pages_per_s);
 	wss_json(s, j);
 	hot_json(s, j);
+	json_num(j, "locality", s->locality);
 	json_num(j, "dma_pages_per_s", s->dma_pages_per_s);
 	json_num(j, "vcpu_run", s->vcpu_run_frac);
 	if (s->rtt_us)
@@ -332,6 +333,8 @@ static int sample_member(struct cur *c, const char *key, void *arg)
 		return num(c, &s->dirty_pages_per_s);
 	if (!strcmp(key, "dma_pages_per_s"))
 		return num(c, &s->dma_pages_per_s);
+	if (!strcmp(key, "locality"))
+		return num(c, &s->locality);
 	if (!strcmp(key, "vcpu_run"))
 		return num(c, &s->vcpu_run_frac);
 	if (!strcmp(key, "wss") || !strcmp(key, "hot"))

@@ -105,3 +105,33 @@ uint32_t wss_hot(const uint64_t *words, uint64_t nwords, struct wss_region *out,
 	}
 	return n;
 }
+
+double wss_locality(const uint64_t *words, uint64_t nwords)
+{
+	const uint64_t per = (1ULL << WSS_REGION_SHIFT) / 64;
+	uint64_t pages = 0, adj = 0, regions = 0, carry = 0;
+	double a, d;
+
+	for (uint64_t r = 0; r * per < nwords; r++) {
+		uint64_t in_region = 0;
+
+		for (uint64_t i = r * per; i < (r + 1) * per && i < nwords; i++) {
+			uint64_t w = words[i];
+
+			in_region += (uint64_t)__builtin_popcountll(w);
+			/* bit k and bit k-1 both set, across word boundaries */
+			adj += (uint64_t)__builtin_popcountll(w & ((w << 1) | carry));
+			carry = w >> 63;
+		}
+		pages += in_region;
+		regions += in_region != 0;
+	}
+	if (pages < WSS_LOCALITY_MIN)
+		return 0;
+	a = (double)adj / (double)pages;
+	d = (double)pages / (double)(regions << WSS_REGION_SHIFT);
+	if (d >= 0.99)
+		return a;
+	a = (a - d) / (1 - d);
+	return a < 0 ? 0 : a > 1 ? 1 : a;
+}

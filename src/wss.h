@@ -65,5 +65,16 @@ uint32_t wss_tick(uint64_t since_ns, uint64_t tick_ns, uint32_t nticks);
  * many were found (regions with no page are left out).
  */
 uint32_t wss_hot(const uint64_t *words, uint64_t nwords, struct wss_region *out, uint32_t max);
+/*
+ * Spatial locality of the pages set in @words (@nwords 64-bit words, bit =
+ * gfn), 0..1: how much more often a dirtied page's lower neighbour is dirty
+ * too than the density of the 2 MiB regions written would give by chance,
+ * (adj - d) / (1 - d). A sequential writer gives ~1, a random or zipf one
+ * ~0, whatever the epoch's length (the share in the hottest regions falls
+ * as a fast sequential writer crosses more regions per epoch). Regions
+ * written in full give adj. Fewer than WSS_LOCALITY_MIN pages: 0, unknown.
+ */
+#define WSS_LOCALITY_MIN 64
+double wss_locality(const uint64_t *words, uint64_t nwords);
 
 #endif

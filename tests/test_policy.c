@@ -16,6 +16,7 @@
 #include "policy/policy.h"
 #include "src/json.h"
 #include "src/policy_record.h"
+#include "src/probe.h"
 #include "src/util.h"
 
 #define AUTO	   (-1)
@@ -1657,6 +1658,28 @@ static void test_record_input_roundtrip(void **state)
 	assert_memory_equal(&in, &back, sizeof(in));
 }
 
+/* The probe's figures become the model's input: the curve, DMA, RTT and locality. */
+static void test_input_from_probe_sample(void **state)
+{
+	struct probe_sample ps = { .nwin = 2,
+				   .wss_pages = { 100, 200 },
+				   .dma_pages_per_s = 5,
+				   .rtt_us = 100000,
+				   .locality = 0.8 };
+	struct policy_input in = { .rtt_s = 0.001 };
+
+	(void)state;
+	policy_input_from_sample(&in, &ps);
+	assert_int_equal(in.wss.n, 2);
+	assert_true(in.dma_pages_per_s == 5);
+	assert_true(fabs(in.rtt_s - 0.1) < 1e-12);
+	assert_true(in.locality == 0.8);
+	/* out of range is clamped, not trusted */
+	ps.locality = 3;
+	policy_input_from_sample(&in, &ps);
+	assert_true(in.locality == 1);
+}
+
 static void test_record_limits_roundtrip(void **state)
 {
 	static char buf[LINE_LEN];
@@ -1887,6 +1910,7 @@ int main(void)
 		cmocka_unit_test(test_config_format_lists_every_key),
 		cmocka_unit_test(test_config_get_set_internal_roundtrip),
 		cmocka_unit_test(test_record_input_roundtrip),
+		cmocka_unit_test(test_input_from_probe_sample),
 		cmocka_unit_test(test_record_limits_roundtrip),
 		cmocka_unit_test(test_record_read_input_rejects),
 		cmocka_unit_test(test_record_mode_names),

@@ -176,6 +176,75 @@ static void test_wss_hot_partial_last_region(void **state)
 	assert_int_equal(r[0].pages, 2);
 }
 
+static void set_bit(uint64_t *words, uint64_t g)
+{
+	words[g / 64] |= 1ULL << (g % 64);
+}
+
+/* 64 regions of 512 pages */
+#define LOC_WORDS (64 * 8)
+
+static void test_wss_locality_sequential(void **state)
+{
+	static uint64_t words[LOC_WORDS];
+
+	(void)state;
+	memset(words, 0, sizeof(words));
+	/* one run, starting and ending inside a region */
+	for (uint64_t g = 100; g < 3100; g++)
+		set_bit(words, g);
+	assert_true(wss_locality(words, LOC_WORDS) > 0.95);
+	/* two vCPUs, each its own run far apart: still sequential */
+	for (uint64_t g = 20000; g < 21000; g++)
+		set_bit(words, g);
+	assert_true(wss_locality(words, LOC_WORDS) > 0.95);
+}
+
+static void test_wss_locality_random(void **state)
+{
+	static uint64_t words[LOC_WORDS];
+	uint64_t x = 88172645463325252ULL;
+
+	(void)state;
+	memset(words, 0, sizeof(words));
+	/* sparse over every region */
+	for (int i = 0; i < 3000; i++) {
+		x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+		set_bit(words, x % (LOC_WORDS * 64));
+	}
+	assert_true(wss_locality(words, LOC_WORDS) < 0.1);
+	/* dense but scattered within 4 regions (a zipf hot set): adjacency by chance only */
+	memset(words, 0, sizeof(words));
+	for (int i = 0; i < 3000; i++) {
+		x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+		set_bit(words, 1024 + x % 2048);
+	}
+	assert_true(wss_locality(words, LOC_WORDS) < 0.3);
+}
+
+static void test_wss_locality_edges(void **state)
+{
+	static uint64_t words[LOC_WORDS];
+
+	(void)state;
+	memset(words, 0, sizeof(words));
+	/* too few pages to say */
+	for (uint64_t g = 0; g < WSS_LOCALITY_MIN - 1; g++)
+		set_bit(words, g);
+	assert_true(wss_locality(words, LOC_WORDS) == 0);
+	/* a region written in full: its adjacency */
+	memset(words, 0, sizeof(words));
+	for (uint64_t g = 3 * 512; g < 4 * 512; g++)
+		set_bit(words, g);
+	assert_true(wss_locality(words, LOC_WORDS) > 0.99);
+	/* every other page: neighbours never dirty */
+	memset(words, 0, sizeof(words));
+	for (uint64_t g = 0; g < 4096; g += 2)
+		set_bit(words, g);
+	assert_true(wss_locality(words, LOC_WORDS) == 0);
+	assert_true(wss_locality(words, 0) == 0);
+}
+
 static void test_probe_sample_json_round_trip(void **state)
 {
 	struct probe_sample a = { 0 };
@@ -197,6 +266,7 @@ static void test_probe_sample_json_round_trip(void **state)
 	a.hot[1].region = 1ULL << 30;
 	a.hot[1].pages = 3;
 	a.vcpu_run_frac = 0.1 + 0.2;
+	a.locality = 0.7;
 	a.dma_pages_per_s = 1e-300;
 	a.check_bpf_pages = 11;
 	a.check_harvest_pages = 12;
@@ -213,6 +283,7 @@ static void test_probe_sample_json_round_trip(void **state)
 	assert_true(b.dirty_pages_per_s == a.dirty_pages_per_s);
 	assert_true(b.vcpu_run_frac == a.vcpu_run_frac);
 	assert_true(b.dma_pages_per_s == a.dma_pages_per_s);
+	assert_true(b.locality == a.locality);
 	assert_int_equal(b.nwin, 5);
 	assert_memory_equal(b.wss_pages, a.wss_pages, sizeof(a.wss_pages));
 	assert_int_equal(b.nhot, 2);
@@ -259,6 +330,9 @@ int main(void)
 		cmocka_unit_test(test_wss_rate_empty),
 		cmocka_unit_test(test_wss_hot_regions_ranked),
 		cmocka_unit_test(test_wss_hot_partial_last_region),
+		cmocka_unit_test(test_wss_locality_sequential),
+		cmocka_unit_test(test_wss_locality_random),
+		cmocka_unit_test(test_wss_locality_edges),
 		cmocka_unit_test(test_probe_sample_json_round_trip),
 		cmocka_unit_test(test_probe_sample_parse_rejects),
 	};
