@@ -37,11 +37,14 @@ int sockbuf_host_read(struct sockbuf_host *h)
 	err = read_sysctl("/proc/sys/net/ipv4/tcp_wmem", 2, &h->tcp_wmem_max);
 	if (!err)
 		err = read_sysctl("/proc/sys/net/ipv4/tcp_rmem", 2, &h->tcp_rmem_max);
-	if (!err)
-		err = read_sysctl("/proc/sys/net/core/wmem_max", 0, &h->wmem_max);
-	if (!err)
-		err = read_sysctl("/proc/sys/net/core/rmem_max", 0, &h->rmem_max);
-	return err;
+	if (err)
+		return err;
+	/* global, and not shown inside a network namespace before Linux 6.x: unknown */
+	if (read_sysctl("/proc/sys/net/core/wmem_max", 0, &h->wmem_max))
+		h->wmem_max = 0;
+	if (read_sysctl("/proc/sys/net/core/rmem_max", 0, &h->rmem_max))
+		h->rmem_max = 0;
+	return 0;
 }
 
 uint64_t sockbuf_need(uint64_t rate, uint64_t rtt_ns, uint64_t max)
@@ -79,7 +82,7 @@ int sockbuf_size(int fd, bool send, uint64_t want, const struct sockbuf_host *h,
 		 struct sockbuf_result *r)
 {
 	uint64_t autotune = send ? h->tcp_wmem_max : h->tcp_rmem_max;
-	uint64_t core = 2 * (send ? h->wmem_max : h->rmem_max);
+	uint64_t core = 2 * (send ? h->wmem_max : h->rmem_max); /* 0: unknown */
 	int opt = send ? SO_SNDBUF : SO_RCVBUF;
 	int err;
 
@@ -95,7 +98,11 @@ int sockbuf_size(int fd, bool send, uint64_t want, const struct sockbuf_host *h,
 		    set_int(fd, SOL_SOCKET, send ? SO_SNDBUFFORCE : SO_RCVBUFFORCE, (want + 1) / 2);
 		r->how = SOCKBUF_FORCED;
 		if (err == -EPERM) {
-			/* no CAP_NET_ADMIN: the most the host allows, if it beats autotuning */
+			/*
+			 * No CAP_NET_ADMIN: the most the host allows where it beats
+			 * autotuning; with the limit unknown, autotuning untouched
+			 * (a smaller fixed buffer would only lose).
+			 */
 			r->how = SOCKBUF_CAPPED;
 			err = core > autotune ? set_int(fd, SOL_SOCKET, opt, core / 2) : 0;
 		}

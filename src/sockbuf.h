@@ -36,8 +36,10 @@
 struct sockbuf_host {
 	uint64_t tcp_wmem_max; /* net.ipv4.tcp_wmem[2]: autotuning's ceiling, send */
 	uint64_t tcp_rmem_max; /* net.ipv4.tcp_rmem[2]: autotuning's ceiling, receive */
-	uint64_t wmem_max;     /* net.core.wmem_max: SO_SNDBUF's ceiling (the kernel doubles it) */
-	uint64_t rmem_max;     /* net.core.rmem_max: SO_RCVBUF's ceiling (doubled likewise) */
+	uint64_t wmem_max; /* net.core.wmem_max: SO_SNDBUF's ceiling (the kernel doubles it), 0 =
+			      unknown (not shown in a network namespace before Linux 6.x) */
+	uint64_t
+	    rmem_max; /* net.core.rmem_max: SO_RCVBUF's ceiling (doubled likewise), 0 = unknown */
 };
 
 enum sockbuf_how {
@@ -56,7 +58,8 @@ struct sockbuf_result {
 
 /*
  * The host's limits for the calling thread's network namespace, from
- * /proc/sys. Returns 0 or -errno (a missing or unreadable file).
+ * /proc/sys. Returns 0 or -errno (tcp_wmem or tcp_rmem missing or
+ * unreadable); the net.core limits are 0 where they cannot be read.
  */
 int sockbuf_host_read(struct sockbuf_host *h) __must_check;
 

@@ -15,7 +15,7 @@ LIMIT=300
 
 for mode in precopy postcopy hybrid auto; do
 	n=wan_$mode
-	move $mode $n --downtime-limit $LIMIT --timeout 120 -- --mem 128M --guest dirtier:wss=16M,rate=2000,pattern=zipf
+	move $mode $n --downtime-limit $LIMIT --timeout 120 -- --mem 128M --guest dirtier:wss=16M,rate=200,pattern=zipf
 	check "$n: migrate exits 0" [ $? -eq 0 ]
 	dt=$(json_get downtime_ms <"$T/$n.final")
 	check "$n: downtime $dt ms within the $LIMIT ms limit" python3 -c "import sys; sys.exit(0 if 0 < float('$dt') <= $LIMIT else 1)"
@@ -23,6 +23,8 @@ for mode in precopy postcopy hybrid auto; do
 	check "$n: measured RTT $rtt ms >= 100" python3 -c "import sys; sys.exit(0 if float('$rtt') >= 100 else 1)"
 	bw=$(json_get bandwidth_mbps <"$T/$n.final")
 	check "$n: bandwidth estimate $bw Mbit/s not above the 1000 Mbit/s link" python3 -c "import sys; sys.exit(0 if float('$bw') <= 1000 else 1)"
+	sb=$(json_get send_buffer_bytes <"$T/$n.final")
+	check "$n: send buffer sized for the path ($sb bytes, root may force it)" [ "$sb" -ge $((32 << 20)) ]
 	landed $n grows
 done
 check "no hybridmig left running" none_running
