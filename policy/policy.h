@@ -196,4 +196,24 @@ void policy_decide(struct policy_state *st, const struct policy_input *in, int r
 const char *policy_mode_name(enum policy_mode m);
 const char *policy_action_name(enum policy_action a);
 
+/* ---- prefetch.c: what an answer to a post-copy fault carries ---- */
+/* Pages at most in one answer on the urgent channel (the protocol's limit too). */
+#define POLICY_RUN_MAX	 16
+/* A fault this far beyond the last answer's end still continues its run. */
+#define POLICY_RUN_SLACK 8
+
+/* The faults of one destination, in the order they came. */
+struct policy_run {
+	uint64_t next; /* first page after the last answer's window */
+	uint32_t win;  /* that answer's window, 0 before the first fault */
+};
+
+/*
+ * How many pages, from @gfn on, to answer the fault at @gfn with: 1 for a
+ * fault out of sequence, doubling (to POLICY_RUN_MAX) while faults follow
+ * each other upwards, so a sequential writer at distance waits one RTT per
+ * window instead of one per page. Updates @r.
+ */
+uint32_t policy_run_window(struct policy_run *r, uint64_t gfn);
+
 #endif

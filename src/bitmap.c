@@ -123,6 +123,13 @@ uint64_t bitmap_drain_into(struct bitmap *dst, struct bitmap *src)
 	return moved;
 }
 
+void bitmap_or(struct bitmap *dst, const struct bitmap *src)
+{
+	assert(dst->nbits == src->nbits);
+	for (uint64_t i = 0; i < nwords(src->nbits); i++)
+		dst->words[i] |= src->words[i];
+}
+
 void bitmap_copy(struct bitmap *dst, const struct bitmap *src)
 {
 	assert(dst->nbits == src->nbits);

@@ -34,6 +34,8 @@ uint64_t bitmap_count(const struct bitmap *bm);
 void bitmap_zero(struct bitmap *bm);
 /* dst = src; sizes must match. Not atomic as a whole. */
 void bitmap_copy(struct bitmap *dst, const struct bitmap *src);
+/* dst |= src (not atomic: no one may change either meanwhile). Sizes must match. */
+void bitmap_or(struct bitmap *dst, const struct bitmap *src);
 /*
  * Move every set bit of @src into @dst (dst |= src; src = 0), word by word
  * with atomic exchange so concurrent setters lose nothing. Sizes must match.

@@ -86,7 +86,7 @@ struct dest {
 	bool doorman_started;
 	int doorman_quit; /* eventfd: readable = stop turning sources away */
 	size_t state_len;
-	uint8_t urx[PROTO_PAGES_HDR + 8 + PROTO_PAGE_SIZE];
+	uint8_t urx[PROTO_PAGES_HDR + PROTO_URGENT_MAX * (8 + PROTO_PAGE_SIZE)];
 	uint8_t rx[PROTO_FRAME_MAX];
 	uint8_t scratch[PROTO_BATCH_MAX * PROTO_PAGE_SIZE];
 	uint8_t state[PROTO_VMSTATE_MAX];

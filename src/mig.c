@@ -445,7 +445,8 @@ struct mig *mig_start(struct vm *vm, const struct mig_params *p, mig_done_fn don
 	link_init(&m->link, m->tls);
 	err = link_new_secret(&m->link);
 	if (!err && (bitmap_init(&m->todo, vm->mem.pages) || bitmap_init(&m->sent, vm->mem.pages) ||
-		     bitmap_init(&m->owed, vm->mem.pages) || bitmap_init(&m->fresh, vm->mem.pages)))
+		     bitmap_init(&m->owed, vm->mem.pages) || bitmap_init(&m->fresh, vm->mem.pages) ||
+		     bitmap_init(&m->hot, vm->mem.pages)))
 		err = -ENOMEM;
 	if (!err && pthread_create(&m->thread, NULL, mig_thread, m))
 		err = -EAGAIN;
@@ -461,6 +462,7 @@ struct mig *mig_start(struct vm *vm, const struct mig_params *p, mig_done_fn don
 out_free:
 	mig_policy_close(m);
 	bitmap_exit(&m->fresh);
+	bitmap_exit(&m->hot);
 	bitmap_exit(&m->todo);
 	bitmap_exit(&m->sent);
 	bitmap_exit(&m->owed);
@@ -531,6 +533,7 @@ void mig_free(struct mig *m)
 	bitmap_exit(&m->sent);
 	bitmap_exit(&m->owed);
 	bitmap_exit(&m->fresh);
+	bitmap_exit(&m->hot);
 	mig_policy_close(m);
 	tls_ctx_free(m->tls);
 	pthread_mutex_destroy(&m->lock);

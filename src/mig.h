@@ -89,6 +89,7 @@ struct mig_stats {
 	bool postcopy;		  /* the switch to post-copy happened */
 	uint64_t pages_pushed;	  /* by the background pusher */
 	uint64_t pages_requested; /* answered on the urgent channel */
+	uint64_t pages_prefetched; /* sent with an answer: the pages after a fault in a run */
 	uint64_t dup_pages;	  /* requested pages the pusher had already sent */
 	uint64_t remote_faults;	  /* destination: faults sent to us */
 	uint64_t local_zero;	  /* destination: faults on pages we never had */

@@ -89,6 +89,8 @@ static int round_once(struct mig *m, uint64_t until_ns)
 	m->round_s = (double)(hm_now_ns() - t0) / 1e9;
 	m->round_dirtied = (uint64_t)dirtied;
 	mig_policy_harvested(m, (uint64_t)dirtied);
+	/* what this round dirtied is what the guest writes next: post-copy pushes it first */
+	bitmap_copy(&m->hot, &m->fresh);
 	dirtied = (int64_t)bitmap_drain_into(&m->todo, &m->fresh);
 	w1 = c->sent - net_unacked(c);
 	pthread_mutex_lock(&m->lock);

@@ -57,10 +57,13 @@ struct mig {
 	bool ustarted;
 	bool ustop;		   /* atomic: tells the urgent thread to end */
 	unsigned int push_windows; /* unpaced windows measured by the pusher */
-	uint8_t uhead[PROTO_PAGES_HDR + 8];
+	struct policy_run run; /* the faults' run, for the answers' window (urgent thread) */
+	uint8_t uhead[PROTO_PAGES_HDR + 8 * POLICY_RUN_MAX];
 	uint8_t urx[64];
 	struct bitmap todo;  /* pages to send */
 	struct bitmap fresh; /* one harvest, before it joins todo (the policy counts it) */
+	struct bitmap hot;   /* the last harvests' pages: post-copy pushes them first */
+	uint64_t hot_from;   /* pusher: where its walk through hot is */
 	struct compress lz;
 	uint8_t head[PROTO_PAGES_HDR + 8 * PROTO_BATCH_MAX];
 	uint8_t raw[PROTO_BATCH_MAX * PROTO_PAGE_SIZE];

@@ -65,6 +65,7 @@ static const struct field fields[] = {
 	FIELD("postcopy", postcopy, F_BOOL, 0, false),
 	FIELD("pages_pushed", pages_pushed, F_U64, 0, true),
 	FIELD("pages_requested", pages_requested, F_U64, 0, true),
+	FIELD("pages_prefetched", pages_prefetched, F_U64, 0, true),
 	FIELD("duplicate_pages", dup_pages, F_U64, 0, true),
 	FIELD("remote_faults", remote_faults, F_U64, 0, true),
 	FIELD("local_zero_faults", local_zero, F_U64, 0, true),
@@ -318,10 +319,11 @@ void mig_report_text(const struct mig_stats *s, const char *to, FILE *f)
 	if (!s->postcopy)
 		return;
 	fprintf(f,
-		"  post-copy       %llu pages pushed, %llu requested (%llu duplicates); last page "
-		"%.1f ms after the switch\n",
+		"  post-copy       %llu pages pushed, %llu requested (%llu duplicates, %llu sent "
+		"along with them); last page %.1f ms after the switch\n",
 		(unsigned long long)s->pages_pushed, (unsigned long long)s->pages_requested,
-		(unsigned long long)s->dup_pages, ms(s->last_page_ns));
+		(unsigned long long)s->dup_pages, (unsigned long long)s->pages_prefetched,
+		ms(s->last_page_ns));
 	fprintf(
 	    f,
 	    "  remote faults   %llu (+%llu zero-filled locally); latency p50 %llu us, p90 %llu us, "

@@ -228,10 +228,14 @@ int mig_switch_postcopy(struct mig *m)
 	if (err)
 		return mig_fail(m, err, "the VM stopped during migration");
 	age = report_age(m, t_pause);
-	d = dirty_harvest_final(&m->dirty, &m->todo);
+	d = dirty_harvest_final(&m->dirty, &m->fresh);
 	if (d < 0)
 		return mig_fail(m, (int)d, "cannot collect the pages to send: %s",
 				strerror((int)-d));
+	/* written last, so touched first on the destination: the pusher starts with them */
+	bitmap_or(&m->hot, &m->fresh);
+	m->hot_from = 0;
+	bitmap_drain_into(&m->todo, &m->fresh);
 	/* dirty_stop (a memslot update, ~4 ms on 4 GiB) waits until the guest runs there */
 	m->s.remaining = bitmap_count(&m->todo);
 	/* what the destination is owed, kept to resume after a broken link */

@@ -278,6 +278,25 @@ static void test_bitmap_count_and_zero(void **state)
 	bitmap_exit(&bm);
 }
 
+static void test_bitmap_or_keeps_both(void **state)
+{
+	struct bitmap dst, src;
+
+	init_or_fail(&dst, 130);
+	init_or_fail(&src, 130);
+	bitmap_set(&dst, 1);
+	bitmap_set(&src, 1);
+	bitmap_set(&src, 64);
+	bitmap_set(&src, 129);
+	bitmap_or(&dst, &src);
+	assert_int_equal(bitmap_count(&dst), 3);
+	assert_true(bitmap_test(&dst, 64) && bitmap_test(&dst, 129));
+	/* the source is left as it was */
+	assert_int_equal(bitmap_count(&src), 3);
+	bitmap_exit(&dst);
+	bitmap_exit(&src);
+}
+
 static void test_bitmap_drain_into_moves(void **state)
 {
 	struct bitmap dst, src;
@@ -376,6 +395,7 @@ int main(void)
 		cmocka_unit_test(test_bitmap_set_range_mid_word),
 		cmocka_unit_test(test_bitmap_set_range_clipped),
 		cmocka_unit_test(test_bitmap_set_range_empty),
+		cmocka_unit_test(test_bitmap_or_keeps_both),
 		cmocka_unit_test(test_bitmap_count_and_zero),
 		cmocka_unit_test(test_bitmap_drain_into_moves),
 		cmocka_unit_test(test_bitmap_drain_into_full),

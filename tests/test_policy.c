@@ -1658,6 +1658,38 @@ static void test_record_input_roundtrip(void **state)
 	assert_memory_equal(&in, &back, sizeof(in));
 }
 
+/* Post-copy answers: a run's window doubles to the limit; a jump starts again at one page. */
+static void test_prefetch_run_window(void **state)
+{
+	struct policy_run r = { 0 };
+	uint64_t g = 1000;
+
+	(void)state;
+	assert_int_equal(policy_run_window(&r, g), 1);
+	g += 1;
+	assert_int_equal(policy_run_window(&r, g), 2);
+	g += 2;
+	assert_int_equal(policy_run_window(&r, g), 4);
+	g += 4;
+	assert_int_equal(policy_run_window(&r, g), 8);
+	g += 8;
+	assert_int_equal(policy_run_window(&r, g), 16);
+	g += 16;
+	assert_int_equal(policy_run_window(&r, g), POLICY_RUN_MAX);
+	/* the pusher filled a few pages in between: still the run */
+	g += 16 + POLICY_RUN_SLACK;
+	assert_int_equal(policy_run_window(&r, g), POLICY_RUN_MAX);
+	/* backwards, far ahead, or inside the last answer: a new start */
+	assert_int_equal(policy_run_window(&r, g - 100), 1);
+	assert_int_equal(policy_run_window(&r, g + 10000), 1);
+	assert_int_equal(policy_run_window(&r, g + 10000), 1);
+	/* random faults never grow it */
+	for (uint64_t x = 7, i = 0; i < 1000; i++) {
+		x = x * 6364136223846793005ULL + 1442695040888963407ULL;
+		assert_true(policy_run_window(&r, (x >> 20) % (1 << 20)) <= 2);
+	}
+}
+
 /* The probe's figures become the model's input: the curve, DMA, RTT and locality. */
 static void test_input_from_probe_sample(void **state)
 {
@@ -1911,6 +1943,7 @@ int main(void)
 		cmocka_unit_test(test_config_get_set_internal_roundtrip),
 		cmocka_unit_test(test_record_input_roundtrip),
 		cmocka_unit_test(test_input_from_probe_sample),
+		cmocka_unit_test(test_prefetch_run_window),
 		cmocka_unit_test(test_record_limits_roundtrip),
 		cmocka_unit_test(test_record_read_input_rejects),
 		cmocka_unit_test(test_record_mode_names),

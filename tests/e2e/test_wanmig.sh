@@ -5,7 +5,9 @@
 # Each move must verify ok on the destination, keep the downtime within the
 # limit the product promises (--downtime-limit 300), measure the RTT, and
 # never estimate more bandwidth than the link has. The source's send buffer
-# is sized for the path (src/sockbuf.c), which the log says at -v.
+# is sized for the path (src/sockbuf.c), which the log says at -v. Then a
+# sequential writer in post-copy, whose faults are answered with the pages
+# after them (policy/prefetch.c), must still verify ok.
 . tests/e2e/lib.sh
 require_kvm
 require_uffd
@@ -27,5 +29,14 @@ for mode in precopy postcopy hybrid auto; do
 	check "$n: send buffer sized for the path ($sb bytes, root may force it)" [ "$sb" -ge $((32 << 20)) ]
 	landed $n grows
 done
+# a sequential writer in post-copy: answers carry the run's next pages too
+# (policy/prefetch.c), some of them also pushed on the bulk channel; every
+# page must still be the guest's own
+n=wan_seq
+move postcopy $n --downtime-limit $LIMIT -- --mem 128M --guest dirtier:wss=32M,rate=2000
+check "$n: migrate exits 0" [ $? -eq 0 ]
+pf=$(json_get pages_prefetched <"$T/$n.final")
+check "$n: prefetched pages reported ($pf)" [ "$pf" -ge 0 ]
+landed $n grows
 check "no hybridmig left running" none_running
 finish
