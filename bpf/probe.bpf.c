@@ -25,7 +25,7 @@
 char LICENSE[] SEC("license") = "Dual MIT/GPL";
 
 /* set by user space before load */
-const volatile __u32 tgid = 0;	 /* the VMM's process, as getpid() says in its PID namespace */
+const volatile __u32 tgid = 0; /* the VMM's process, as getpid() says in its PID namespace */
 /*
  * That PID namespace (/proc/self/ns/pid: device in the kernel's encoding,
  * inode); 0 = compare the kernel's own ids. A VMM in a container or any

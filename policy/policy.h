@@ -198,7 +198,7 @@ const char *policy_action_name(enum policy_action a);
 
 /* ---- prefetch.c: what an answer to a post-copy fault carries ---- */
 /* Pages at most in one answer on the urgent channel (the protocol's limit too). */
-#define POLICY_RUN_MAX	 16
+#define POLICY_RUN_MAX 16
 /* A fault this far beyond the last answer's end still continues its run. */
 #define POLICY_RUN_SLACK 8
 

@@ -49,7 +49,7 @@ struct run_ctx {
 	struct event_base *base;
 	struct vm *vm;
 	struct vmctl *vc;
-	struct control *ctl; /* made here unless the caller bound it first */
+	struct control *ctl;	 /* made here unless the caller bound it first */
 	struct metrics *metrics; /* --metrics-listen; made here unless the caller did */
 	struct event *seconds_ev;
 	struct event *progress_ev;

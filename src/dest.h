@@ -73,7 +73,7 @@ struct dest {
 	struct bitmap needed; /* pages the source still holds (PAGEMAP) */
 	struct fault fault;
 	struct fault_hist lat_hist; /* post-copy request latencies */
-	struct bitmap written; /* pages written here before the switch (vm_new, pre-copy) */
+	struct bitmap written;	    /* pages written here before the switch (vm_new, pre-copy) */
 	pthread_t uthread;
 	bool ustarted;
 	pthread_mutex_t ulock;	  /* one writer on the urgent connection; held to swap it */

@@ -47,9 +47,9 @@ static void print_main_help(void)
 
 int main(int argc, char **argv)
 {
-	static const char *const clients[] = { "status",	"verify",	 "pause",
-					       "resume",	"stop",		 "switch-postcopy",
-					       "abort",		"job",		 "set-bandwidth",
+	static const char *const clients[] = { "status",      "verify", "pause",
+					       "resume",      "stop",	"switch-postcopy",
+					       "abort",	      "job",	"set-bandwidth",
 					       "set-downtime" };
 	const char *cmd = argc > 1 ? argv[1] : NULL;
 

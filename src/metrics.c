@@ -72,8 +72,8 @@ void metrics_gauge(struct metrics_out *o, const char *name, const char *help, do
 	metrics_sample(o, name, "", v);
 }
 
-void metrics_histogram(struct metrics_out *o, const char *name, const char *help,
-		       const double *le, const uint64_t *count, size_t n, double sum)
+void metrics_histogram(struct metrics_out *o, const char *name, const char *help, const double *le,
+		       const uint64_t *count, size_t n, double sum)
 {
 	char key[160];
 	char label[48];

@@ -45,8 +45,8 @@ void metrics_gauge(struct metrics_out *o, const char *name, const char *help, do
  * A histogram family @name from per-bucket counts @count[i] whose upper
  * bounds are @le[i] (the last may be INFINITY), and the sum of observations.
  */
-void metrics_histogram(struct metrics_out *o, const char *name, const char *help,
-		       const double *le, const uint64_t *count, size_t n, double sum);
+void metrics_histogram(struct metrics_out *o, const char *name, const char *help, const double *le,
+		       const uint64_t *count, size_t n, double sum);
 
 /* The exposition of @m's sources as text, for tests: 0 or -ENOMEM; free(*text). */
 int metrics_render(struct metrics *m, char **text, size_t *len) __must_check;

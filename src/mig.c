@@ -445,8 +445,8 @@ struct mig *mig_start(struct vm *vm, const struct mig_params *p, mig_done_fn don
 	link_init(&m->link, m->tls);
 	err = link_new_secret(&m->link);
 	if (!err && (bitmap_init(&m->todo, vm->mem.pages) || bitmap_init(&m->sent, vm->mem.pages) ||
-		     bitmap_init(&m->owed, vm->mem.pages) || bitmap_init(&m->fresh, vm->mem.pages) ||
-		     bitmap_init(&m->hot, vm->mem.pages)))
+		     bitmap_init(&m->owed, vm->mem.pages) ||
+		     bitmap_init(&m->fresh, vm->mem.pages) || bitmap_init(&m->hot, vm->mem.pages)))
 		err = -ENOMEM;
 	if (!err && pthread_create(&m->thread, NULL, mig_thread, m))
 		err = -EAGAIN;

@@ -86,14 +86,14 @@ struct mig_stats {
 	double units_during;
 	double units_after;
 	/* post-copy (mode postcopy, or hybrid once switched) */
-	bool postcopy;		  /* the switch to post-copy happened */
-	uint64_t pages_pushed;	  /* by the background pusher */
-	uint64_t pages_requested; /* answered on the urgent channel */
+	bool postcopy;		   /* the switch to post-copy happened */
+	uint64_t pages_pushed;	   /* by the background pusher */
+	uint64_t pages_requested;  /* answered on the urgent channel */
 	uint64_t pages_prefetched; /* sent with an answer: the pages after a fault in a run */
-	uint64_t dup_pages;	  /* requested pages the pusher had already sent */
-	uint64_t remote_faults;	  /* destination: faults sent to us */
-	uint64_t local_zero;	  /* destination: faults on pages we never had */
-	uint64_t lat_p50_us;	  /* request latency percentiles, us */
+	uint64_t dup_pages;	   /* requested pages the pusher had already sent */
+	uint64_t remote_faults;	   /* destination: faults sent to us */
+	uint64_t local_zero;	   /* destination: faults on pages we never had */
+	uint64_t lat_p50_us;	   /* request latency percentiles, us */
 	uint64_t lat_p90_us;
 	uint64_t lat_p99_us;
 	uint64_t lat_max_us;

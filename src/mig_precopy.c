@@ -161,7 +161,8 @@ int mig_precopy_run(struct mig *m)
 		 * after 12.8 s)
 		 */
 		if (m->p.timeout_ns) {
-			uint64_t end = max_t(uint64_t, m->s.start_ns + m->p.timeout_ns, hm_now_ns());
+			uint64_t end =
+			    max_t(uint64_t, m->s.start_ns + m->p.timeout_ns, hm_now_ns());
 
 			until = until ? min_t(uint64_t, until, end) : end;
 		}

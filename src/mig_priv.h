@@ -37,8 +37,8 @@ struct mig {
 	bool thread_started;
 	pthread_mutex_t lock; /* guards s */
 	struct mig_stats s;
-	bool cancel;	     /* atomic: the operator asked to give up */
-	bool postcopy_now;   /* atomic: the operator asked to switch to post-copy */
+	bool cancel;	   /* atomic: the operator asked to give up */
+	bool postcopy_now; /* atomic: the operator asked to switch to post-copy */
 	/* set-bandwidth / set-downtime: values, then a MIG_NEW_* bit (atomics) */
 	uint64_t new_bandwidth;
 	uint64_t new_downtime_ns;
@@ -46,8 +46,8 @@ struct mig {
 	struct link link;    /* bulk and urgent connections */
 	struct tls_ctx *tls; /* owned; NULL with --insecure */
 	struct dirty dirty;
-	bool fenced;	 /* GO may have reached the destination: never resume here */
-	bool peer_error; /* the destination said it failed (ERROR/REFUSE) */
+	bool fenced;	   /* GO may have reached the destination: never resume here */
+	bool peer_error;   /* the destination said it failed (ERROR/REFUSE) */
 	bool peer_refused; /* it refused the VM (REFUSE: its pre-migration checks) */
 	/* post-copy */
 	struct bitmap sent; /* pages sent after the switch, by either path */
@@ -57,7 +57,7 @@ struct mig {
 	bool ustarted;
 	bool ustop;		   /* atomic: tells the urgent thread to end */
 	unsigned int push_windows; /* unpaced windows measured by the pusher */
-	struct policy_run run; /* the faults' run, for the answers' window (urgent thread) */
+	struct policy_run run;	   /* the faults' run, for the answers' window (urgent thread) */
 	uint8_t uhead[PROTO_PAGES_HDR + 8 * POLICY_RUN_MAX];
 	uint8_t urx[64];
 	struct bitmap todo;  /* pages to send */
@@ -88,9 +88,9 @@ struct mig {
  * there, READY back, GO there (docs/switchover.md); policy/model.c's
  * HANDSHAKE_RTTS.
  */
-#define MIG_HANDSHAKE_RTTS(rtt_ns) ((rtt_ns) * 3 / 2)
-#define MIG_IO_TIMEOUT_MS     10000
-#define MIG_CHECKS_TIMEOUT_MS 30000
+#define MIG_HANDSHAKE_RTTS(rtt_ns) ((rtt_ns)*3 / 2)
+#define MIG_IO_TIMEOUT_MS	   10000
+#define MIG_CHECKS_TIMEOUT_MS	   30000
 /* post-copy: the destination may wait this long for faults to drain */
 #define MIG_POSTCOPY_TIMEOUT_MS 15000
 

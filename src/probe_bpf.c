@@ -82,7 +82,8 @@ static void pidns(volatile __u64 *dev, volatile __u64 *ino)
 	struct stat st;
 
 	if (stat("/proc/self/ns/pid", &st)) {
-		hm_dbg("no /proc/self/ns/pid (%s): filtering by the kernel's pids", strerror(errno));
+		hm_dbg("no /proc/self/ns/pid (%s): filtering by the kernel's pids",
+		       strerror(errno));
 		return;
 	}
 	*dev = ((__u64)major(st.st_dev) << 20) | minor(st.st_dev);

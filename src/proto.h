@@ -33,15 +33,15 @@
 #include <stdint.h>
 #include "src/util.h"
 
-#define PROTO_MAGIC	0x4749484d4d48ULL /* "HMMHIG" */
+#define PROTO_MAGIC 0x4749484d4d48ULL /* "HMMHIG" */
 /* 3: an answer on the urgent channel may carry up to PROTO_URGENT_MAX pages */
 #define PROTO_VERSION	 3
 #define PROTO_HDR_SIZE	 16
 #define PROTO_BATCH_MAX	 64 /* pages in one PAGES frame */
 #define PROTO_URGENT_MAX 16 /* pages in one answer to a post-copy fault */
-#define PROTO_PAGE_SIZE 4096
-#define PROTO_ZERO_PAGE (1ULL << 63) /* gfn flag: all-zero page, no data */
-#define PROTO_PAGES_HDR 16
+#define PROTO_PAGE_SIZE	 4096
+#define PROTO_ZERO_PAGE	 (1ULL << 63) /* gfn flag: all-zero page, no data */
+#define PROTO_PAGES_HDR	 16
 /* largest payload: a full uncompressed batch, or the largest VMSTATE */
 #define PROTO_MAX_PAYLOAD (PROTO_PAGES_HDR + PROTO_BATCH_MAX * (8 + PROTO_PAGE_SIZE))
 #define PROTO_VMSTATE_MAX (256 * 1024)

@@ -20,7 +20,6 @@
 
 #define SAMPLE_MS 100
 
-
 static void verify_finish(struct vmctl *vc, const struct devwin_verdict *v);
 
 static void verdict_vcpu_cb(void *arg, const struct devwin_verdict *v)
@@ -463,7 +462,8 @@ static void cmd_stop(struct ctl_req *req, const struct json_field *f, size_t n, 
 	}
 	if (unsafe)
 		hm_warn("stop --force: %s", unsafe);
-	control_reply_then(req, "{\"ok\":true,\"state\":\"stopping\"}", vmctl_stop_after_reply, arg);
+	control_reply_then(req, "{\"ok\":true,\"state\":\"stopping\"}", vmctl_stop_after_reply,
+			   arg);
 }
 
 int vmctl_attach(struct vmctl *vc, struct control *ctl)

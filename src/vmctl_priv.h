@@ -50,7 +50,7 @@ struct vmctl {
 	struct mig_stats mig_final;
 	bool migrated;
 	bool fenced; /* the switch-over did not complete: the guest may run there; never resume */
-	struct vmctl_trace *trace; /* the `trace` command (src/vmctl_trace.c) */
+	struct vmctl_trace *trace;  /* the `trace` command (src/vmctl_trace.c) */
 	vmctl_arriving_fn arriving; /* a destination: still receiving pages? */
 	void *arriving_arg;
 };

@@ -68,7 +68,7 @@ struct fault {
 	bool started;
 	pthread_mutex_t lock; /* guards stats and lat */
 	struct fault_stats st;
-	uint32_t *lat_us; /* request latencies (fault -> placed), us */
+	uint32_t *lat_us;	 /* request latencies (fault -> placed), us */
 	struct fault_hist *hist; /* not owned, or NULL */
 	uint32_t nr_lat;
 	int err; /* the fault thread's failure, -errno */
