@@ -416,6 +416,8 @@ int cmd_incoming(int argc, char **argv)
 	event_base_dispatch(ic->rc.base);
 	if (write(ic->dp.stop_fd, &one, sizeof(one)) != sizeof(one))
 		hm_dbg("stop eventfd write failed");
+	/* vCPUs waiting for pages that will not come must not hold the stop up */
+	dest_abandon(ic->d);
 	ret = ic->rc.vm ? cmd_run_finish(&ic->rc) : 1;
 	if (ic->rc.vm && !ic->rc.o.json && !ic->rc.interrupted)
 		cmd_run_summary(&ic->rc, mem_resident_pages(&ic->rc.vm->mem),

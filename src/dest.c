@@ -645,11 +645,31 @@ uint64_t dest_missing(struct dest *d)
 	return d->fault.nr_needed - placed;
 }
 
+/* Log the pages the guest here still waits for, if any. */
+static void say_missing(struct dest *d)
+{
+	uint64_t missing = dest_missing(d);
+	char which[192];
+
+	if (!missing)
+		return;
+	dest_postcopy_missing(d, which, sizeof(which));
+	hm_err("shutting down with %llu pages of the guest still on the source (guest page frames "
+	       "%s%s): the guest here cannot continue; the source keeps them (fenced)",
+	       (unsigned long long)missing, which, missing > 8 ? ", ..." : "");
+}
+
+void dest_abandon(struct dest *d)
+{
+	if (!d || !dest_missing(d))
+		return;
+	say_missing(d);
+	d->abandoned = true;
+	dest_postcopy_release(d);
+}
+
 void dest_free(struct dest *d)
 {
-	char which[192];
-	uint64_t missing;
-
 	if (!d)
 		return;
 	__atomic_store_n(&d->stopping, true, __ATOMIC_RELEASE);
@@ -661,14 +681,8 @@ void dest_free(struct dest *d)
 	if (d->thread_started)
 		pthread_join(d->thread, NULL);
 	doorman_stop(d);
-	missing = dest_missing(d);
-	if (missing) {
-		dest_postcopy_missing(d, which, sizeof(which));
-		hm_err("shutting down with %llu pages of the guest still on the source (guest "
-		       "page frames %s%s): the guest here cannot continue; the source keeps them "
-		       "(fenced)",
-		       (unsigned long long)missing, which, missing > 8 ? ", ..." : "");
-	}
+	if (!d->abandoned)
+		say_missing(d);
 	dest_postcopy_exit(d);
 	bitmap_exit(&d->written);
 	link_close(&d->link);

@@ -80,6 +80,7 @@ struct dest {
 	int urgent_err;		  /* atomic: why the urgent thread ended, 0 while it runs */
 	bool stopping;		  /* atomic: dest_free is waiting for the thread */
 	bool poisoned;		  /* atomic: pages were zero-filled to unblock; never run this VM */
+	bool abandoned;		  /* dest_abandon ran: its missing pages were said */
 	pthread_mutex_t why_lock; /* d->why is written by the session and urgent threads */
 	/* while a session runs, other sources are turned away as busy */
 	pthread_t doorman;
@@ -102,6 +103,18 @@ struct dest *dest_start(const struct dest_params *p, dest_event_fn event, void *
 void dest_latency_hist(struct dest *d, struct fault_hist *out);
 /* Pages still owed (post-copy), 0 otherwise. Any thread. */
 uint64_t dest_missing(struct dest *d);
+/*
+ * The process is about to stop a guest that runs here while post-copy pages
+ * are still owed (the operator stops it, or the source is gone): say which
+ * pages are missing, then zero-fill every fault, now and later, so that no
+ * vCPU stays blocked in the kernel on a page that will not come. A vCPU
+ * waiting in a userfault cannot be interrupted by a signal on kernels
+ * before 6.4 (KVM's page faults are killable only), so without this the
+ * stop would wait forever. This copy is poisoned: it only stops from here
+ * (the source, fenced, keeps every page). Nothing when no page is owed.
+ * Accepts NULL.
+ */
+void dest_abandon(struct dest *d);
 /*
  * Stop: a wait for a source ends, a post-copy still receiving is cut (its
  * missing pages are said), and the thread is joined. Frees everything but

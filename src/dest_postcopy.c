@@ -305,10 +305,9 @@ int dest_postcopy_run(struct dest *d)
 	return 0;
 }
 
-void dest_postcopy_unblock(struct dest *d)
+/* Poison the VM and zero-fill every page a fault waits for; later faults get zeros too. */
+static void zero_fill_waiting(struct dest *d)
 {
-	if (!d->postcopy || __atomic_load_n(&d->phase, __ATOMIC_ACQUIRE) == PROTO_DST_RUNNING)
-		return;
 	__atomic_store_n(&d->poisoned, true, __ATOMIC_RELEASE);
 	/* new faults are zero-filled by the fault thread, waiting ones here */
 	bitmap_zero(&d->needed);
@@ -316,6 +315,19 @@ void dest_postcopy_unblock(struct dest *d)
 	     g = bitmap_find_next(&d->fault.requested, g + 1))
 		if (!bitmap_test(&d->fault.received, g) && fault_place(&d->fault, g, NULL))
 			hm_dbg("could not zero-fill page %llu", (unsigned long long)g);
+}
+
+void dest_postcopy_unblock(struct dest *d)
+{
+	if (!d->postcopy || __atomic_load_n(&d->phase, __ATOMIC_ACQUIRE) == PROTO_DST_RUNNING)
+		return;
+	zero_fill_waiting(d);
+}
+
+void dest_postcopy_release(struct dest *d)
+{
+	if (d->postcopy)
+		zero_fill_waiting(d);
 }
 
 void dest_postcopy_missing(struct dest *d, char *buf, size_t len)

@@ -48,6 +48,8 @@ void dest_postcopy_stop_urgent(struct dest *d);
  * Marks the VM poisoned: it must never run, READY is never sent.
  */
 void dest_postcopy_unblock(struct dest *d);
+/* The same whether or not the guest ran here (dest_abandon). */
+void dest_postcopy_release(struct dest *d);
 /* The first runs of pages still missing, as "0x10-0x1f, 0x40" (empty when none). */
 void dest_postcopy_missing(struct dest *d, char *buf, size_t len);
 /* Free what post-copy built (idempotent). */
