@@ -19,9 +19,6 @@
 #include "src/probe.h"
 #include "src/vm.h"
 
-/* vCPU and device state at the switch, for predictions: measured ~6 KiB per vCPU */
-#define STATE_BYTES_PER_VCPU 8192
-
 static int requested(const struct mig *m)
 {
 	return m->p.mode == MIG_AUTO ? -1 : (int)m->p.mode;
@@ -154,7 +151,7 @@ static void input(struct mig *m, struct policy_input *in)
 	in->bandwidth = m->s.bandwidth;
 	in->rtt_s = (double)m->s.rtt_ns / 1e9;
 	in->vcpus = m->vm->nr_vcpus;
-	in->state_bytes = (uint64_t)m->vm->nr_vcpus * STATE_BYTES_PER_VCPU;
+	in->state_bytes = (uint64_t)m->vm->nr_vcpus * MIG_STATE_BYTES_PER_VCPU;
 	in->round = m->s.rounds;
 	in->remaining_pages = bitmap_count(&m->todo);
 	in->inflight_bytes = m->link.bulk.fd >= 0 ? net_unacked(&m->link.bulk) : 0;

@@ -43,18 +43,23 @@ static double wire_ratio(struct mig *m)
  * pauses, so the queue itself is not downtime), at the measured bandwidth;
  * then the handshake: SWITCH reaches the destination, READY comes back, GO
  * goes out and the destination runs, 1.5 RTT (STARTED's way back is not
- * downtime). The same count as policy/model.c's stop_downtime.
+ * downtime); plus the state and half the policy's fixed switch cost. The
+ * same count as policy/model.c's stop_downtime.
  */
 static uint64_t predict_ns(struct mig *m, uint64_t pages)
 {
 	double pbytes = HM_PAGE_SIZE * wire_ratio(m);
+	double fixed_s = m->p.policy.switch_cost_s * 0.5; /* pause, state save and restore */
 	double drain_s, bytes;
 
 	if (m->s.bandwidth <= 0)
-		return pages ? UINT64_MAX : MIG_HANDSHAKE_RTTS(m->s.rtt_ns);
+		return pages ? UINT64_MAX
+			     : MIG_HANDSHAKE_RTTS(m->s.rtt_ns) + (uint64_t)(fixed_s * 1e9);
 	drain_s = (double)net_unacked(&m->link.bulk) / m->s.bandwidth;
-	bytes = ((double)pages + m->s.dirty_rate * drain_s) * pbytes;
-	return (uint64_t)(bytes / m->s.bandwidth * 1e9) + MIG_HANDSHAKE_RTTS(m->s.rtt_ns);
+	bytes = ((double)pages + m->s.dirty_rate * drain_s) * pbytes +
+		(double)m->vm->nr_vcpus * MIG_STATE_BYTES_PER_VCPU;
+	return (uint64_t)((bytes / m->s.bandwidth + fixed_s) * 1e9) +
+	       MIG_HANDSHAKE_RTTS(m->s.rtt_ns);
 }
 
 /*

@@ -89,8 +89,10 @@ struct mig {
  * HANDSHAKE_RTTS.
  */
 #define MIG_HANDSHAKE_RTTS(rtt_ns) ((rtt_ns)*3 / 2)
-#define MIG_IO_TIMEOUT_MS	   10000
-#define MIG_CHECKS_TIMEOUT_MS	   30000
+/* vCPU and device state at the switch, for predictions: measured ~6 KiB per vCPU */
+#define MIG_STATE_BYTES_PER_VCPU 8192
+#define MIG_IO_TIMEOUT_MS	 10000
+#define MIG_CHECKS_TIMEOUT_MS	 30000
 /* post-copy: the destination may wait this long for faults to drain */
 #define MIG_POSTCOPY_TIMEOUT_MS 15000
 
