@@ -17,6 +17,7 @@
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
+#include "src/ctlsock.h"
 #include "src/log.h"
 
 #define CONTROL_MAX_CMDS   16
@@ -406,71 +407,6 @@ static void accept_cb(struct evconnlistener *lis, evutil_socket_t fd, struct soc
 		hm_warn("refusing a control connection from pid %d: out of memory", (int)pid);
 }
 
-/* A socket file nobody listens on is left over from a crash: remove it. */
-static int clear_stale(const char *path, char *why, size_t whylen)
-{
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	struct stat st;
-	int fd;
-	int live;
-
-	if (lstat(path, &st))
-		return errno == ENOENT ? 0 : -errno;
-	if (!S_ISSOCK(st.st_mode)) {
-		snprintf(why, whylen, "%s exists and is not a socket", path);
-		return -EEXIST;
-	}
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return -errno;
-	strncpy(sa.sun_path, path, sizeof(sa.sun_path) - 1);
-	live = !connect(fd, (struct sockaddr *)&sa, sizeof(sa));
-	close(fd);
-	if (live) {
-		snprintf(why, whylen, "control socket %s is in use by another process", path);
-		return -EADDRINUSE;
-	}
-	return unlink(path) ? -errno : 0;
-}
-
-/*
- * A socket bound to @path whose file is 0600 from the start: Linux creates
- * the file with the socket's own mode (less the umask), set here before
- * bind(). The result is checked, and fixed, before listen(): until then
- * nobody can connect, whatever the mode. Returns the fd or -errno.
- */
-static int bind_private(const char *path, char *why, size_t whylen)
-{
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	struct stat st;
-	int fd;
-	int err;
-
-	strcpy(sa.sun_path, path);
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (fd < 0) {
-		err = -errno;
-		goto out;
-	}
-	if (fchmod(fd, 0600) || bind(fd, (struct sockaddr *)&sa, sizeof(sa))) {
-		err = -errno;
-		goto out_close;
-	}
-	if (lstat(path, &st) || ((st.st_mode & 07777) != 0600 && chmod(path, 0600))) {
-		err = -errno;
-		goto out_unlink;
-	}
-	return fd;
-
-out_unlink:
-	unlink(path);
-out_close:
-	close(fd);
-out:
-	snprintf(why, whylen, "cannot create the control socket %s: %s", path, strerror(-err));
-	return err;
-}
-
 /* CONTROL_IDLE_ENV, for tests; the default when unset or unusable. */
 static int idle_ms_from_env(void)
 {
@@ -502,7 +438,7 @@ struct control *control_new(struct event_base *base, const char *path, char *why
 			 sizeof(c->path) - 1);
 		return NULL;
 	}
-	err = clear_stale(path, why, whylen);
+	err = ctlsock_clear_stale(path, why, whylen);
 	if (err) {
 		if (err != -EEXIST && err != -EADDRINUSE)
 			snprintf(why, whylen, "%s: %s", path, strerror(-err));
@@ -516,7 +452,7 @@ struct control *control_new(struct event_base *base, const char *path, char *why
 	c->base = base;
 	c->idle_ms = idle_ms_from_env();
 	strcpy(c->path, path);
-	fd = bind_private(path, why, whylen);
+	fd = ctlsock_bind(path, why, whylen);
 	if (fd < 0)
 		goto out_free;
 	flags = LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC;

@@ -30,6 +30,13 @@ int dest_recv(struct dest *d, struct proto_hdr *h) __must_check;
  */
 int dest_reconnect(struct dest *d, int cause) __must_check;
 
+/* ---- dest_checks.c ---- */
+/*
+ * Read the VM description, check it against this host, build the VM and
+ * answer ACCEPT, or REFUSE with the reason (d->refused). 0 or -errno.
+ */
+int dest_checks(struct dest *d) __must_check;
+
 /* ---- dest_postcopy.c ---- */
 /* Add one PAGEMAP run to the pages we are owed. */
 int dest_postcopy_add_map(struct dest *d, size_t len) __must_check;

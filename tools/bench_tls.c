@@ -8,7 +8,8 @@
  *
  * Build (from the source tree, after make):
  *   cc -O2 -g -I. -D_GNU_SOURCE -o build/bench_tls tools/bench_tls.c \
- *      src/net.c src/tls.c src/proto.c src/log.c src/bitmap.c -lssl -lcrypto -lpthread
+ *      src/net.c src/tls.c src/tls_ctx.c src/proto.c src/log.c src/bitmap.c \
+ *      -lssl -lcrypto -lpthread
  * Run:
  *   sh tools/mkcerts.sh --loopback /tmp/hm-bench-certs src dst
  *   build/bench_tls /tmp/hm-bench-certs [plain|tls|both] [GiB] [Gbit/s]
