@@ -83,6 +83,8 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 O=${O:-build}
 case $O in /*) OUT=$O ;; *) OUT=$ROOT/$O ;; esac
 
+NETCHECK=$ROOT/tools/netcheck.py # the self-test's probes (python3)
+
 die() { echo "testnet: $*" >&2; exit 1; }
 usage() { sed -n '2,/^set -u/p' "$0" | sed -e '/^set -u/d' -e 's/^# \{0,1\}//' >&2; exit 2; }
 
@@ -387,114 +389,6 @@ cmd_unproxy() {
 }
 
 # ---- selftest ----
-SELFTEST_PY='
-import os, socket, struct, sys, time
-SO_SNDBUFFORCE, SO_RCVBUFFORCE = 32, 33
-def server(host, port, rcvbuf):
-    ls = socket.socket(); ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    if rcvbuf: ls.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, rcvbuf)
-    ls.bind((host, port)); ls.listen(16)
-    print("ready", flush=True)
-    buf = bytearray(1 << 20)
-    while True:
-        c, _ = ls.accept()
-        c.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        mode = c.recv(1)
-        if mode == b"T":
-            total = 0; marks = []
-            while True:
-                n = c.recv_into(buf)
-                if not n: break
-                total += n; marks.append((time.monotonic(), total))
-            t0, t1 = marks[0][0], marks[-1][0]
-            mid = next(m for m in marks if m[0] >= (t0 + t1) / 2)
-            c.sendall(b"%d %.6f %d %.6f\n" % (total, t1 - t0, total - mid[1], t1 - mid[0]))
-        elif mode == b"P":
-            while True:
-                m = c.recv(64)
-                if not m: break
-                while len(m) < 64:
-                    x = c.recv(64 - len(m))
-                    if not x: break
-                    m += x
-                c.sendall(m)
-        c.close()
-def connect(host, port):
-    for i in range(100):
-        try:
-            s = socket.create_connection((host, port)); break
-        except OSError:
-            time.sleep(0.05)
-    else:
-        s = socket.create_connection((host, port))
-    s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    return s
-def tput(host, port, secs, sndbuf, want_bps):
-    s = socket.socket()
-    if sndbuf: s.setsockopt(socket.SOL_SOCKET, SO_SNDBUFFORCE, sndbuf)
-    s.close(); s = connect(host, port)
-    if sndbuf: s.setsockopt(socket.SOL_SOCKET, SO_SNDBUFFORCE, sndbuf)
-    s.sendall(b"T")
-    buf = memoryview(bytearray(1 << 20)); sent = 0
-    t0 = time.monotonic(); end = t0 + secs
-    while time.monotonic() < end:
-        sent += s.send(buf)
-    s.shutdown(socket.SHUT_WR)
-    got, dt, got2, dt2 = s.makefile().readline().split()
-    got, dt, got2, dt2 = int(got), float(dt), int(got2), float(dt2)
-    assert got == sent, (got, sent)
-    r, r2 = got * 8 / dt, got2 * 8 / dt2
-    print("%.0f Mbit/s, second half %.0f Mbit/s (%d MB in %.2f s)" % (r / 1e6, r2 / 1e6, got // 1000000, dt), end="")
-    if want_bps:
-        ok = r2 >= want_bps
-        print(" %s: >= %.0f Mbit/s" % ("ok" if ok else "LOW", want_bps / 1e6))
-        sys.exit(0 if ok else 3)
-    print()
-def show(r, min_ms, what):
-    r.sort()
-    ms = lambda v: v * 1e3
-    print("min %.3f ms, median %.3f ms, p99 %.3f ms (%d %s)" % (ms(r[0]), ms(r[len(r)//2]), ms(r[int(len(r)*0.99)]), len(r), what), end="")
-    if min_ms:
-        ok = ms(r[0]) >= min_ms
-        print(" %s: >= %g ms" % ("ok" if ok else "TOO SHORT", min_ms))
-        sys.exit(0 if ok else 3)
-    print()
-def rtt(host, port, secs, min_ms):
-    s = connect(host, port); s.sendall(b"P")
-    msg = b"x" * 64; r = []
-    t_end = time.monotonic() + secs
-    while len(r) < 10 or (time.monotonic() < t_end and len(r) < 20000):
-        t = time.monotonic(); s.sendall(msg); got = 0
-        while got < 64:
-            x = s.recv(64 - got)
-            if not x: raise SystemExit("connection closed")
-            got += len(x)
-        r.append(time.monotonic() - t)
-    show(r, min_ms, "round trips")
-def csum(b):
-    if len(b) % 2: b += b"\0"
-    v = sum(struct.unpack("!%dH" % (len(b) // 2), b)); v = (v >> 16) + (v & 0xffff); v += v >> 16
-    return ~v & 0xffff
-def icmp(host, count, min_ms):
-    s = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP); s.settimeout(5)
-    ident = os.getpid() & 0xffff; r = []
-    for seq in range(count):
-        body = struct.pack("!HH", ident, seq) + b"hybridmig-testnet" * 3
-        pkt = struct.pack("!BBH", 8, 0, 0) + body
-        pkt = pkt[:2] + struct.pack("!H", csum(pkt)) + pkt[4:]
-        t = time.monotonic(); s.sendto(pkt, (host, 0))
-        while True:
-            data = s.recv(2048)
-            ihl = (data[0] & 15) * 4
-            if data[ihl] == 0 and struct.unpack("!HH", data[ihl + 4:ihl + 8]) == (ident, seq): break
-        r.append(time.monotonic() - t)
-    show(r, min_ms, "pings")
-m, a = sys.argv[1], sys.argv[2:]
-if m == "server": server(a[0], int(a[1]), int(a[2]) if len(a) > 2 else 0)
-elif m == "tput": tput(a[0], int(a[1]), float(a[2]), int(a[3]) if len(a) > 3 else 0, float(a[4]) if len(a) > 4 else 0)
-elif m == "icmp": icmp(a[0], int(a[1]), float(a[2]) if len(a) > 2 else 0)
-else: rtt(a[0], int(a[1]), float(a[2]), float(a[3]) if len(a) > 3 else 0)
-'
 
 # selftest state is global: the EXIT trap runs after cmd_selftest returned
 ST_NAME="" ST_SD="" ST_SRV_PID="" ST_PORTS="" ST_CREATED=0
@@ -502,7 +396,7 @@ selftest_cleanup() {
 	local p
 	[ -n "$ST_SRV_PID" ] && kill "$ST_SRV_PID" 2>/dev/null && wait "$ST_SRV_PID" 2>/dev/null
 	for p in $ST_PORTS; do stop_proxy_file "$ST_SD/proxy-$p.pid"; done
-	rm -f "$ST_SD/selftest.py" "$ST_SD/selftest-server.log"
+	rm -f "$ST_SD/selftest-server.log"
 	[ "$ST_CREATED" = 1 ] && cmd_down "$ST_NAME"
 	return 0
 }
@@ -525,18 +419,17 @@ selftest_wan() {
 	ST_SD=$(statedir "$name")
 	for d in $delays; do
 		cmd_up "$name" --delay-ms "$d" "$@" 2>/dev/null || { cmd_up "$name" --delay-ms "$d" "$@"; exit 1; }
-		printf '%s' "$SELFTEST_PY" >"$ST_SD/selftest.py"
 		net=$(net_of "$name"); ip_a=10.231.$net.1; ip_b=10.231.$net.2
 		min=$(awk -v d="$d" 'BEGIN { print 2 * d }')
 		# 4 bandwidth-delay products of socket buffer, at least 4 MiB (64 MiB without a cap)
 		buf=$(awk -v b="$bits" -v d="$d" 'BEGIN { v = b ? 4 * b / 8 * 2 * d / 1000 : 67108864; if (v < 4194304) v = 4194304; printf "%.0f", v }')
 		want=$(awk -v b="$bits" 'BEGIN { printf "%.0f", 0.9 * b }')
-		ip netns exec "$name-b" python3 "$ST_SD/selftest.py" server "$ip_b" 47100 "$buf" >"$ST_SD/selftest-server.log" 2>&1 &
+		ip netns exec "$name-b" python3 "$NETCHECK" server "$ip_b" 47100 "$buf" >"$ST_SD/selftest-server.log" 2>&1 &
 		ST_SRV_PID=$!
 		echo "selftest $name: WAN $d ms each way${rate:+, $rate}, $ip_a ($name-a) -> $ip_b ($name-b), socket buffers $((buf >> 20)) MiB"
-		printf '  ping (ICMP)        : '; ip netns exec "$name-a" python3 "$ST_SD/selftest.py" icmp "$ip_b" 5 "$min" || rc=1
-		printf '  TCP ping-pong      : '; ip netns exec "$name-a" python3 "$ST_SD/selftest.py" rtt "$ip_b" 47100 1 "$min" || rc=1
-		printf '  TCP stream %4s s  : ' "$secs"; ip netns exec "$name-a" python3 "$ST_SD/selftest.py" tput "$ip_b" 47100 "$secs" "$buf" "$want" || rc=1
+		printf '  ping (ICMP)        : '; ip netns exec "$name-a" python3 "$NETCHECK" icmp "$ip_b" 5 "$min" || rc=1
+		printf '  TCP ping-pong      : '; ip netns exec "$name-a" python3 "$NETCHECK" rtt "$ip_b" 47100 1 "$min" || rc=1
+		printf '  TCP stream %4s s  : ' "$secs"; ip netns exec "$name-a" python3 "$NETCHECK" tput "$ip_b" 47100 "$secs" "$buf" "$want" || rc=1
 		r=$(cmd_stats "$name" | sed 's/^/  line /')
 		echo "$r"
 		kill "$ST_SRV_PID" 2>/dev/null && wait "$ST_SRV_PID" 2>/dev/null
@@ -575,8 +468,7 @@ cmd_selftest() {
 	fi
 	need_up "$name"
 	ST_SD=$(statedir "$name")
-	py=$ST_SD/selftest.py
-	printf '%s' "$SELFTEST_PY" >"$py"
+	py=$NETCHECK
 	net=$(net_of "$name"); ip_a=10.231.$net.1; ip_b=10.231.$net.2
 	ip netns exec "$name-b" python3 "$py" server "$ip_b" $port >"$ST_SD/selftest-server.log" 2>&1 &
 	ST_SRV_PID=$!

@@ -234,8 +234,6 @@ static int64_t push(struct dir *d)
 		}
 		d->head += rec_space(r->len);
 		d->used -= rec_space(r->len);
-		if (d->used == 0)
-			d->head = d->tail = 0;
 	}
 	return -1;
 }

@@ -17,30 +17,7 @@ CAP=200000000 # the same, in bit/s
 net_up hmw$$ --delay-ms $D --rate $RATE
 
 cat >"$T/wan.py" <<'EOF'
-import hashlib, os, socket, struct, sys, time
-def csum(b):
-    v = sum(struct.unpack("!%dH" % (len(b) // 2), b)); v = (v >> 16) + (v & 0xffff); v += v >> 16
-    return ~v & 0xffff
-def ping(host, count, timeout):
-    s = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP); s.settimeout(timeout)
-    ident, best = os.getpid() & 0xffff, None
-    for seq in range(count):
-        pkt = struct.pack("!BBHHH", 8, 0, 0, ident, seq) + b"wan-test" * 4
-        pkt = pkt[:2] + struct.pack("!H", csum(pkt)) + pkt[4:]
-        t = time.monotonic()
-        try:
-            s.sendto(pkt, (host, 0))
-            while True:
-                d = s.recv(2048); h = (d[0] & 15) * 4
-                if d[h] == 0 and struct.unpack("!HH", d[h + 4:h + 8]) == (ident, seq): break
-        except socket.timeout: # no answer in time
-            continue
-        except OSError: # no route at all: the link is down
-            time.sleep(timeout)
-            continue
-        rtt = (time.monotonic() - t) * 1e3
-        best = rtt if best is None else min(best, rtt)
-    print("none" if best is None else "%.3f" % best)
+import hashlib, os, socket, sys, time
 def serve(host, port):
     ls = socket.socket(); ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     ls.bind((host, port)); ls.listen(4); print("ready", flush=True)
@@ -64,15 +41,19 @@ def send(host, port, mib):
     print("back_ok" if back_digest == hashlib.sha256(back).hexdigest() and len(back) == 4 << 20 else "back_bad")
     print(bps.decode())
 m = sys.argv[1]
-if m == "ping": ping(sys.argv[2], int(sys.argv[3]), float(sys.argv[4]))
-elif m == "serve": serve(sys.argv[2], int(sys.argv[3]))
+if m == "serve": serve(sys.argv[2], int(sys.argv[3]))
 else: send(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]))
 EOF
+# ping SIDE HOST COUNT WAIT_S: the smallest ICMP round trip in ms (tools/netcheck.py), or "none"
+ping() {
+	ip netns exec "$NET-$1" python3 tools/netcheck.py icmp "$2" "$3" 0 "$4" |
+		sed -n 's/^min \([0-9.]*\) ms.*/\1/p; s/^no answer.*/none/p'
+}
 at_least() { python3 -c "import sys; sys.exit(0 if '$1' != 'none' and float('$1') >= float('$2') else 1)"; }
 
 # --- delay: ICMP both ways, TCP ---------------------------------------------------
-rtt_ab=$(ip netns exec "$NET-a" python3 "$T/wan.py" ping "$B" 5 2)
-rtt_ba=$(ip netns exec "$NET-b" python3 "$T/wan.py" ping "$A" 5 2)
+rtt_ab=$(ping a "$B" 5 2)
+rtt_ba=$(ping b "$A" 5 2)
 check "ping a->b answered, smallest RTT $rtt_ab ms >= $((2 * D)) ms" at_least "$rtt_ab" $((2 * D))
 check "ping b->a answered, smallest RTT $rtt_ba ms >= $((2 * D)) ms" at_least "$rtt_ba" $((2 * D))
 
@@ -94,9 +75,9 @@ check "no packet waited longer than the queue allows ($wait_us us <= $((2 * D)) 
 
 # --- a cut link and its return ----------------------------------------------------------
 bash tools/testnet.sh linkdown "$NET"
-check "link down: ping a->b gets no answer" [ "$(ip netns exec "$NET-a" python3 "$T/wan.py" ping "$B" 2 0.5)" = none ]
+check "link down: ping a->b gets no answer" [ "$(ping a "$B" 2 0.5)" = none ]
 bash tools/testnet.sh linkup "$NET"
-rtt=$(ip netns exec "$NET-a" python3 "$T/wan.py" ping "$B" 5 2)
+rtt=$(ping a "$B" 5 2)
 check "link up again: ping a->b answered, RTT $rtt ms >= $((2 * D)) ms" at_least "$rtt" $((2 * D))
 
 # --- bad input, then down ----------------------------------------------------------------
