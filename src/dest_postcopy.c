@@ -195,6 +195,39 @@ static bool all_reported(struct dest *d)
 	return all;
 }
 
+/*
+ * Session thread, at most every DEST_PROGRESS_NS: where the guest and the
+ * faults stand, on the urgent channel, for the source's timeline
+ * (migrate --record). A send that fails is not retried: the urgent
+ * thread sees the broken link and the next report goes on the new one.
+ */
+#define DEST_PROGRESS_NS (100 * NSEC_PER_MSEC)
+
+static void send_progress(struct dest *d, bool units_known)
+{
+	struct proto_progress p = { 0 };
+	struct fault_stats st;
+	uint8_t buf[PROTO_PROGRESS_SIZE];
+	struct iovec v = { buf, sizeof(buf) };
+	uint64_t now = hm_now_ns();
+	int err;
+
+	if (now - d->progress_ns < DEST_PROGRESS_NS)
+		return;
+	d->progress_ns = now;
+	fault_get_stats(&d->fault, &st);
+	p.units = units_known ? devwin_units(&d->vm->dw) : PROTO_UNITS_UNKNOWN;
+	p.remote_faults = st.remote;
+	p.pages_placed = st.placed;
+	p.blocked_ns = st.blocked_ns;
+	proto_progress_encode(buf, &p);
+	pthread_mutex_lock(&d->ulock);
+	err = net_send(&d->link.urgent, PROTO_PROGRESS, 0, &v, 1);
+	pthread_mutex_unlock(&d->ulock);
+	if (err)
+		hm_dbg("progress report not sent: %s", strerror(-err));
+}
+
 static int send_complete(struct dest *d, uint64_t units0, uint64_t t0)
 {
 	struct proto_complete c = { 0 };
@@ -241,7 +274,7 @@ int dest_postcopy_resume(struct dest *d)
  * every page is here; the urgent channel's failure (a broken link is worth
  * a reconnection); -ECANCELED when the destination is shutting down.
  */
-static int wait_last_pages(struct dest *d)
+static int wait_last_pages(struct dest *d, bool units_known)
 {
 	uint64_t deadline = hm_now_ns() + (uint64_t)DEST_POSTCOPY_IO_TIMEOUT_MS * NSEC_PER_MSEC;
 
@@ -256,6 +289,7 @@ static int wait_last_pages(struct dest *d)
 			return dest_fail(
 			    d, -ETIMEDOUT,
 			    "post-copy: pages still missing after the source finished");
+		send_progress(d, units_known);
 		poll(NULL, 0, 2);
 	}
 	return 0;
@@ -274,9 +308,10 @@ int dest_postcopy_run(struct dest *d)
 			units0 = devwin_units(&d->vm->dw);
 			t0 = hm_now_ns();
 		}
+		send_progress(d, t0 != 0);
 		err = dest_recv(d, &h);
 		if (!err && h.type == PROTO_DONE)
-			err = wait_last_pages(d);
+			err = wait_last_pages(d, t0 != 0);
 		if (!err && h.type == PROTO_DONE)
 			break;
 		if (err && link_error_transient(err)) {

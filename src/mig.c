@@ -35,6 +35,7 @@ void mig_set_phase(struct mig *m, const char *phase)
 	pthread_mutex_lock(&m->lock);
 	m->s.phase = phase;
 	pthread_mutex_unlock(&m->lock);
+	mig_timeline_tick(m, true);
 }
 
 int mig_fail(struct mig *m, int err, const char *fmt, ...)
@@ -158,6 +159,7 @@ int mig_send_batch(struct mig *m, uint64_t *gfns, uint32_t n)
 	if (m->s.remaining >= n)
 		m->s.remaining -= n;
 	pthread_mutex_unlock(&m->lock);
+	mig_timeline_tick(m, false);
 	return 0;
 }
 
@@ -367,6 +369,7 @@ static void finish(struct mig *m, int err)
 		m->s.end_ns = hm_now_ns();
 	m->s.phase = err ? m->s.phase : "done";
 	pthread_mutex_unlock(&m->lock);
+	mig_timeline_tick(m, true);
 	m->done(m->done_arg);
 }
 

@@ -101,6 +101,9 @@ struct mig_stats {
 	uint64_t last_page_ns; /* vCPUs running on the destination -> last page there */
 	double units_postcopy; /* guest work units/s during post-copy */
 	uint32_t reconnects;   /* links re-established after the fence */
+	/* the destination's last PROGRESS report (post-copy) */
+	bool dst_units_known;
+	uint64_t dst_units; /* the guest's work units there */
 	/* policy (auto, hybrid) */
 	uint32_t decisions;	 /* made so far */
 	char decision[64];	 /* the last one: "continue (precopy)", ... */

@@ -24,8 +24,8 @@ static int requested(const struct mig *m)
 	return m->p.mode == MIG_AUTO ? -1 : (int)m->p.mode;
 }
 
-static void record_line(struct mig *m, void (*fill)(struct json_out *, const void *),
-			const char *type, const void *arg)
+void mig_record_line(struct mig *m, void (*fill)(struct json_out *, const void *), const char *type,
+		     const void *arg)
 {
 	static char buf[8192]; /* the session thread is the only writer */
 	struct json_out j;
@@ -99,7 +99,7 @@ int mig_policy_init(struct mig *m)
 	m->record = fopen(m->p.record, "we");
 	if (!m->record)
 		return -errno;
-	record_line(m, fill_head, "policy", m);
+	mig_record_line(m, fill_head, "policy", m);
 	return 0;
 }
 
@@ -201,9 +201,9 @@ enum policy_action mig_policy_decide(struct mig *m)
 	struct policy_input in;
 
 	input(m, &in);
-	record_line(m, fill_input, "input", &in);
+	mig_record_line(m, fill_input, "input", &in);
 	policy_decide(&m->pol, &in, requested(m), &d);
-	record_line(m, fill_decision, "decision", &d);
+	mig_record_line(m, fill_decision, "decision", &d);
 	keep(m, &d);
 	/* a decision that keeps the course is worth a line only in the debug log */
 	if (d.action == POLICY_CONTINUE && m->s.decisions > 1 &&

@@ -88,7 +88,26 @@ static int answer(struct mig *m, uint64_t gfn)
 	return 0;
 }
 
-/* Urgent channel: requests in, pages out, ahead of anything the pusher queued. */
+/* The destination's PROGRESS: its guest's work units and its faults so far. */
+static int progress(struct mig *m, size_t len)
+{
+	struct proto_progress p;
+	const char *why = "";
+
+	if (proto_progress_decode(m->urx, len, &p, &why)) {
+		hm_warn("bad progress report from the destination: %s", why);
+		return -EBADMSG;
+	}
+	pthread_mutex_lock(&m->lock);
+	m->s.dst_units_known = p.units != PROTO_UNITS_UNKNOWN;
+	m->s.dst_units = m->s.dst_units_known ? p.units : 0;
+	m->s.remote_faults = p.remote_faults;
+	m->s.blocked_ns = p.blocked_ns;
+	pthread_mutex_unlock(&m->lock);
+	return 0;
+}
+
+/* Urgent channel: requests and progress in, pages out, ahead of anything the pusher queued. */
 static void *urgent_thread(void *arg)
 {
 	struct mig *m = arg;
@@ -105,6 +124,11 @@ static void *urgent_thread(void *arg)
 			err = net_recv(&m->link.urgent, &h, m->urx, sizeof(m->urx), &why);
 		if (err)
 			break; /* the destination closes it once every page is there */
+		if (h.type == PROTO_PROGRESS) {
+			if (progress(m, (size_t)h.len))
+				break;
+			continue;
+		}
 		if (h.type != PROTO_REQ ||
 		    proto_req_decode(m->urx, (size_t)h.len, m->vm->mem.pages, &gfn, &why)) {
 			hm_warn("bad page request from the destination: %s",

@@ -75,6 +75,7 @@ struct mig {
 	double file_bandwidth_cap; /* the policy file's bandwidth_cap, before --bandwidth */
 	struct policy_state pol;
 	FILE *record;		/* migrate --record, or NULL */
+	uint64_t tick_ns;	/* the timeline's last tick (mig_timeline.c) */
 	struct probe *probe;	/* the eBPF probe (or its fallback), or NULL */
 	uint64_t resident;	/* pages queued by the first pass */
 	double round_s;		/* the last round: duration */
@@ -126,6 +127,9 @@ int mig_policy_init(struct mig *m) __must_check;
 void mig_policy_set_limits(struct mig *m);
 /* One decision from what the migration knows now; logs and records it. */
 enum policy_action mig_policy_decide(struct mig *m);
+/* One line of the recording: {"type":@type, what @fill writes}; stops recording on failure. */
+void mig_record_line(struct mig *m, void (*fill)(struct json_out *, const void *), const char *type,
+		     const void *arg);
 /* Close the recording and the probe. */
 void mig_policy_close(struct mig *m);
 /* Around each re-protecting harvest: tell the probe (a new epoch; what it found). */
@@ -133,6 +137,10 @@ void mig_policy_epoch(struct mig *m);
 void mig_policy_harvested(struct mig *m, uint64_t pages);
 /* The bulk link is up: the probe watches its RTT. */
 void mig_policy_link_up(struct mig *m);
+
+/* ---- mig_timeline.c ---- */
+/* A "tick" line in the recording: at most every 100 ms, or now when @force. */
+void mig_timeline_tick(struct mig *m, bool force);
 
 /* ---- mig_precopy.c ---- */
 /* Pre-copy rounds. Returns 0 to stop-and-copy, 1 to switch to post-copy, or -errno. */

@@ -45,6 +45,8 @@ static uint64_t fixed_size(uint32_t type)
 		return PROTO_STATUS_SIZE;
 	case PROTO_COMPLETE:
 		return PROTO_COMPLETE_SIZE;
+	case PROTO_PROGRESS:
+		return PROTO_PROGRESS_SIZE;
 	default:
 		return 0;
 	}
@@ -377,6 +379,25 @@ int proto_complete_decode(const uint8_t *in, size_t len, struct proto_complete *
 		return bad(why, "complete frame of wrong size");
 	for (int i = 0; i < 10; i++)
 		*v[i] = proto_get_le64(in + 8 * i);
+	return 0;
+}
+
+void proto_progress_encode(uint8_t *out, const struct proto_progress *m)
+{
+	proto_put_le64(out, m->units);
+	proto_put_le64(out + 8, m->remote_faults);
+	proto_put_le64(out + 16, m->pages_placed);
+	proto_put_le64(out + 24, m->blocked_ns);
+}
+
+int proto_progress_decode(const uint8_t *in, size_t len, struct proto_progress *m, const char **why)
+{
+	if (len != PROTO_PROGRESS_SIZE)
+		return bad(why, "progress frame of wrong size");
+	m->units = proto_get_le64(in);
+	m->remote_faults = proto_get_le64(in + 8);
+	m->pages_placed = proto_get_le64(in + 16);
+	m->blocked_ns = proto_get_le64(in + 24);
 	return 0;
 }
 

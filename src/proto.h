@@ -15,7 +15,8 @@
  *   post-copy: S: PAGES* DONE   D: COMPLETE (every page is on D)
  *   D: AFTER (rate after)
  *   either side: ERROR  (then close)
- * The urgent channel (post-copy) carries REQ from D and PAGES answers.
+ * The urgent channel (post-copy) carries REQ from D and PAGES answers,
+ * and PROGRESS from D about ten times a second (for the source's timeline).
  * A reconnection (HELLO with PROTO_HELLO_RESUME and the session's secret)
  * is answered with STATUS: where D stands, so S knows whether to send GO
  * again, and, in post-copy, D's PAGEMAP of the pages it holds and ACCEPT.
@@ -34,8 +35,11 @@
 #include "src/util.h"
 
 #define PROTO_MAGIC 0x4749484d4d48ULL /* "HMMHIG" */
-/* 3: an answer on the urgent channel may carry up to PROTO_URGENT_MAX pages */
-#define PROTO_VERSION	 3
+/*
+ * 3: an answer on the urgent channel may carry up to PROTO_URGENT_MAX pages
+ * 4: the destination reports its guest's progress (PROGRESS) during post-copy
+ */
+#define PROTO_VERSION	 4
 #define PROTO_HDR_SIZE	 16
 #define PROTO_BATCH_MAX	 64 /* pages in one PAGES frame */
 #define PROTO_URGENT_MAX 16 /* pages in one answer to a post-copy fault */
@@ -70,7 +74,8 @@ enum proto_type {
 	PROTO_READY = 16,    /* destination: state loaded, waiting for GO */
 	PROTO_GO = 17,	     /* source: fenced; the destination may run the guest */
 	PROTO_STATUS = 18,   /* destination, on a resumed session: where it stands */
-	PROTO_TYPE_MAX = 19,
+	PROTO_PROGRESS = 19, /* urgent channel, post-copy: the destination's guest and faults */
+	PROTO_TYPE_MAX = 20,
 };
 
 enum proto_channel {
@@ -104,6 +109,16 @@ struct proto_complete {
 	uint64_t units_per_s; /* guest work units/s while pages were arriving */
 };
 #define PROTO_COMPLETE_SIZE 80
+
+/* PROGRESS: the destination's view during post-copy (cumulative counts). */
+#define PROTO_UNITS_UNKNOWN UINT64_MAX /* the guest has not reported on every vCPU yet */
+struct proto_progress {
+	uint64_t units;		/* the guest's work units, or PROTO_UNITS_UNKNOWN */
+	uint64_t remote_faults; /* faults sent to the source */
+	uint64_t pages_placed;	/* pages received and placed, either channel */
+	uint64_t blocked_ns;	/* vCPU time blocked on missing pages */
+};
+#define PROTO_PROGRESS_SIZE 32
 
 struct proto_hdr {
 	uint32_t type;
@@ -230,6 +245,9 @@ void proto_req_encode(uint8_t *out, uint64_t gfn);
 int proto_req_decode(const uint8_t *in, size_t len, uint64_t max_gfn, uint64_t *gfn,
 		     const char **why) __must_check;
 
+void proto_progress_encode(uint8_t *out, const struct proto_progress *m);
+int proto_progress_decode(const uint8_t *in, size_t len, struct proto_progress *m,
+			  const char **why) __must_check;
 void proto_complete_encode(uint8_t *out, const struct proto_complete *m);
 int proto_complete_decode(const uint8_t *in, size_t len, struct proto_complete *m,
 			  const char **why) __must_check;

@@ -238,6 +238,22 @@ static void fz_complete(const uint8_t *in, size_t len, uint64_t max_gfn, int *er
 	check(!memcmp(&m2, &m, sizeof(m)));
 }
 
+static void fz_progress(const uint8_t *in, size_t len, uint64_t max_gfn, int *err)
+{
+	struct proto_progress m, m2;
+	uint8_t out[PROTO_PROGRESS_SIZE];
+	const char *why = NULL;
+
+	*err = proto_progress_decode(in, len, &m, &why);
+	check(*err ? why != NULL : len == PROTO_PROGRESS_SIZE);
+	if (*err)
+		return;
+	proto_progress_encode(out, &m);
+	check(!memcmp(out, in, sizeof(out)));
+	check(!proto_progress_decode(out, sizeof(out), &m2, &why));
+	check(!memcmp(&m2, &m, sizeof(m)));
+}
+
 /* No payload and no decoder: only proto_hdr_decode's length check stands for one. */
 static void fz_empty(const uint8_t *in, size_t len, uint64_t max_gfn, int *err)
 {
@@ -415,6 +431,7 @@ static const struct frame_kind kinds[PROTO_TYPE_MAX] = {
 	[PROTO_READY] = { "ready", FIXED(PROTO_READY_SIZE), 0, fz_ready },
 	[PROTO_GO] = { "go", FIXED(0), 0, fz_empty },
 	[PROTO_STATUS] = { "status", FIXED(PROTO_STATUS_SIZE), 0, fz_status },
+	[PROTO_PROGRESS] = { "progress", FIXED(PROTO_PROGRESS_SIZE), 0, fz_progress },
 };
 
 /* The entry for a type proto.h defines; a type without one aborts. */

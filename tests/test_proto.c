@@ -589,6 +589,33 @@ static void test_proto_after_decode_round_trip(void **state)
 	assert_string_equal(why, "after frame of wrong size");
 }
 
+static void test_proto_progress_decode_round_trip(void **state)
+{
+	const struct proto_progress in = { .units = PROTO_UNITS_UNKNOWN,
+					   .remote_faults = 7,
+					   .pages_placed = 1ULL << 40,
+					   .blocked_ns = 123456789 };
+	uint8_t buf[PROTO_PROGRESS_SIZE + 1];
+	struct proto_progress out = { 0 };
+	struct proto_hdr h;
+	const char *why = NULL;
+
+	proto_progress_encode(buf, &in);
+	assert_int_equal(proto_progress_decode(buf, PROTO_PROGRESS_SIZE, &out, &why), 0);
+	assert_true(out.units == PROTO_UNITS_UNKNOWN);
+	assert_int_equal(out.remote_faults, 7);
+	assert_true(out.pages_placed == 1ULL << 40);
+	assert_int_equal(out.blocked_ns, 123456789);
+	assert_int_equal(proto_progress_decode(buf, PROTO_PROGRESS_SIZE + 1, &out, &why), -EBADMSG);
+	assert_string_equal(why, "progress frame of wrong size");
+	/* the header decoder holds the type to its size */
+	proto_hdr_encode(buf, PROTO_PROGRESS, 0, PROTO_PROGRESS_SIZE - 8);
+	assert_int_equal(proto_hdr_decode(buf, &h, &why), -EBADMSG);
+	proto_hdr_encode(buf, PROTO_PROGRESS, 0, PROTO_PROGRESS_SIZE);
+	assert_int_equal(proto_hdr_decode(buf, &h, &why), 0);
+	assert_int_equal(h.type, PROTO_PROGRESS);
+}
+
 /* ---- pages ---- */
 
 static uint8_t pbuf[PROTO_MAX_PAYLOAD + 64];
@@ -892,6 +919,7 @@ int main(void)
 		cmocka_unit_test(test_proto_round_decode_round_trip),
 		cmocka_unit_test(test_proto_started_decode_round_trip),
 		cmocka_unit_test(test_proto_after_decode_round_trip),
+		cmocka_unit_test(test_proto_progress_decode_round_trip),
 		cmocka_unit_test(test_proto_pages_decode_round_trip),
 		cmocka_unit_test(test_proto_pages_decode_all_zero),
 		cmocka_unit_test(test_proto_pages_decode_full_batch),

@@ -27,6 +27,45 @@ f=$T/postcopy_ws.final
 check "post-copy report: fault latency p99 present" [ "$(json_get fault_latency_p99_us <"$f")" != null ]
 check "post-copy report: remote faults counted" [ "$(json_get remote_faults <"$f")" != null ]
 
+# --- the timeline in a recording (migrate --record): post-copy paced to ~3 s ---------
+move postcopy tl --bandwidth 20M --record "$T/tl.rec" -- --mem 256M --guest dirtier:wss=64M,rate=20000,pattern=zipf
+check "timeline: migrate exits 0" [ $? -eq 0 ]
+landed tl
+# prints what is wrong with the ticks of a recording, nothing when they are right
+timeline_faults() {
+	python3 - "$1" <<'PY'
+import json, sys
+ticks = [t for t in map(json.loads, open(sys.argv[1])) if t.get("type") == "tick"]
+if len(ticks) < 10:
+    sys.exit(print("only %d ticks" % len(ticks)))
+for a, b in zip(ticks, ticks[1:]):
+    for k in ("t_s", "bytes_wire", "pages_sent", "pages_pushed", "pages_requested"):
+        if b[k] < a[k]:
+            print("%s goes back: %s -> %s" % (k, a[k], b[k]))
+phases = [t["phase"] for t in ticks]
+for p in ("connecting", "switch-over", "postcopy"):
+    if p not in phases:
+        print("no %s tick" % p)
+if phases[-1] != "done":
+    print("last tick in phase %s" % phases[-1])
+pc = [t for t in ticks if t["phase"] == "postcopy"]
+if any(t["pusher_gfn"] is None or t["pages_owed"] is None or t["remote_faults"] is None for t in pc):
+    print("a post-copy tick without pusher_gfn, pages_owed or remote_faults")
+if pc and not pc[-1]["pages_owed"] < pc[0]["pages_owed"]:
+    print("pages owed did not fall: %s -> %s" % (pc[0]["pages_owed"], pc[-1]["pages_owed"]))
+if any(t["pusher_gfn"] is not None for t in ticks if t["phase"] in ("connecting", "checks")):
+    print("a pusher position before the switch")
+src = [t["guest_units"] for t in ticks if t["guest_on"] == "source"]
+dst = [t["guest_units"] for t in ticks if t["guest_on"] == "destination" and t["guest_units"] is not None]
+if None in src:
+    print("guest units unknown on the source")
+if len(dst) < 2 or dst != sorted(dst) or dst[-1] <= dst[0]:
+    print("the destination's guest units do not grow: %s" % dst[:8])
+PY
+}
+check "timeline: the recording's ticks are consistent" [ -z "$(timeline_faults "$T/tl.rec" | tee -a "$T/tl.faults")" ]
+cat "$T/tl.faults" 2>/dev/null
+
 # --- a writer faster than the link -------------------------------------------------
 move precopy fast_pre --bandwidth 40M --timeout 3 -- --mem 256M --guest dirtier:wss=64M
 check "fast writer: pre-copy gives up (exit 5)" [ $? -eq 5 ]
