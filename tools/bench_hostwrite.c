@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 /*
- * bench_hostwrite: the host-side baseline for `make bench-vmm`. One thread
+ * bench_hostwrite: the host-side baseline of `make bench`'s vmm set. One thread
  * does exactly the dirtier guest's writes (guest/dirtier.c, pattern=seq,
  * rate=0): hm_page_fill() of each page of a working set in turn, plus the
  * 8-byte store to the generation table, over an anonymous mapping that is

@@ -5,7 +5,7 @@
  * destination uses (uffd/fault.c). A reader thread touches N missing pages
  * one after the other; the request callback places each page at once.
  * Prints p50/p90/p99/max of fault -> placed and the reader's per-page time.
- * Built by tools/bench-postcopy.sh against the project's objects.
+ * Built by `make bench` against the project's objects; tools/bench runs it.
  */
 #include <pthread.h>
 #include <stdio.h>
