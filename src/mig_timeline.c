@@ -3,8 +3,8 @@
  * The migration's timeline in its recording (migrate --record): a "tick"
  * line about ten times a second, and at every change of phase, with the
  * cumulative counts a plot needs — bytes on the wire, pages sent, pushed
- * and requested, the pusher's position, pages still owed, the guest's work
- * units wherever it runs, the destination's faults. Rates are differences
+ * and requested, pages still queued, the pusher's position, pages still
+ * owed, the guest's work units wherever it runs, the destination's faults. Rates are differences
  * between ticks; `make bench` draws them (docs/json.md has the keys).
  *
  * Written by the session thread only, beside the policy's lines: after
@@ -48,6 +48,7 @@ static void fill_tick(struct json_out *j, const void *arg)
 	json_u64(j, "pages_sent", s->pages_sent);
 	json_u64(j, "pages_pushed", s->pages_pushed);
 	json_u64(j, "pages_requested", s->pages_requested);
+	json_u64(j, "remaining_pages", s->remaining);
 	opt_u64(j, "pusher_gfn", s->postcopy, t->cursor);
 	opt_u64(j, "pages_owed", s->postcopy, s->remaining);
 	opt_u64(j, "guest_units", t->units_known, t->units);
