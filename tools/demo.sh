@@ -2,9 +2,11 @@
 # make demo: the point of hybridmig in one run. A guest writes memory faster
 # than the link (capped with --bandwidth) can copy it: pre-copy cannot
 # converge and gives up, with the VM safe and verified on the source; then
-# post-copy moves it at once (about a millisecond of downtime), the missing
-# pages follow on demand, and the guest verifies every page it wrote, now on
-# the destination. Both sides authenticate with TLS 1.3 (tools/mkcerts.sh).
+# auto (the default mode: the eBPF-informed policy, docs/policy.md) sees a
+# writer faster than the link and chooses post-copy, which moves the VM at
+# once (about a millisecond of downtime); the missing pages follow on
+# demand, and the guest verifies every page it wrote, now on the
+# destination. Both sides authenticate with TLS 1.3 (tools/mkcerts.sh).
 O=${O:-build}
 HM=$O/hybridmig
 T=$(mktemp -d /tmp/hm-demo.XXXXXX)
@@ -59,15 +61,15 @@ DST=
 echo "   the VM is still here: $("$HM" status --control "$T/src.sock" --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["state"])')"
 "$HM" verify --control "$T/src.sock" | grep -E "^ *verify "
 
-say "2. post-copy: the VM moves at once, its pages follow"
+say "2. auto: the policy measures the guest and the link, and chooses"
 PORT=$((PORT + 1))
 "$HM" incoming --tls-dir "$T/pki/dst" --listen 127.0.0.1:$PORT --control "$T/dst.sock" \
 	2>"$T/dst.err" >/dev/null &
 DST=$!
 wait_listen "$T/dst.err"
 "$HM" migrate --tls-dir "$T/pki/src" --control "$T/src.sock" --to 127.0.0.1:$PORT \
-	--mode postcopy --bandwidth $RATE --json >"$T/post.json"
-show total_ms downtime_ms guest_pause_ms bytes_wire remote_faults fault_latency_p50_us \
+	--mode auto --bandwidth $RATE --json >"$T/post.json"
+show requested_mode mode policy_reason total_ms downtime_ms guest_pause_ms bytes_wire remote_faults fault_latency_p50_us \
 	fault_latency_p99_us work_units_per_s_before work_units_per_s_postcopy \
 	work_units_per_s_after <"$T/post.json"
 wait "$SRC" || true
