@@ -16,7 +16,8 @@
  *   0x400000  data area: I/O ring control page and ring, generation table,
  *             working set (addresses in struct hm_bootinfo)
  *   HM_DEVWIN_GPA  device window: an unbacked page; loads and stores exit to
- *             the VMM as KVM_EXIT_MMIO
+ *             the VMM as KVM_EXIT_MMIO (in the multiboot image QEMU boots,
+ *             a RAM mailbox instead: guest/mb.h)
  */
 #ifndef HM_GUEST_ABI_H
 #define HM_GUEST_ABI_H
@@ -112,6 +113,7 @@ struct hm_bootinfo {
 	uint64_t fault_kind;
 	uint64_t report_ns; /* interval between progress reports */
 	uint64_t fill;	    /* dirtier: write each page once, then idle */
+	uint64_t prefill;   /* dirtier: write each page once at full speed, then at `rate` */
 };
 
 enum hm_fault_kind {

@@ -27,6 +27,7 @@ struct dirtier {
 	uint64_t cursor;   /* seq pattern position */
 	uint64_t prime;	   /* zipf rank -> page scramble, coprime with count */
 	uint64_t units;	   /* pages written */
+	uint64_t filled;   /* prefill: pages of the share written in order so far */
 	uint64_t io_seen;  /* I/O records consumed */
 	uint64_t tick_ns;  /* TSC ticks per report interval */
 	uint64_t per_page; /* TSC ticks per page, 0 = unlimited */
@@ -80,15 +81,34 @@ static uint64_t *ws_page(struct dirtier *d, uint64_t idx)
 	return (uint64_t *)(d->bi->ws_gpa + idx * HM_PAGE_SIZE);
 }
 
-static void write_one(struct dirtier *d)
+static void write_idx(struct dirtier *d, uint64_t idx)
 {
-	uint64_t idx = d->first + pick(d);
 	uint64_t g = d->gen[idx] + 1;
 
 	hm_page_fill(ws_page(d, idx), d->ws_gfn + idx, g);
 	d->gen[idx] = g;
 	hm_sum++;
 	d->units++;
+}
+
+static void write_one(struct dirtier *d)
+{
+	write_idx(d, d->first + pick(d));
+}
+
+/*
+ * prefill=1: the share's pages in order at full speed, 16 per step, before
+ * the pattern at `rate` (how migration comparisons set a working set up);
+ * the rate clock starts once the last one is written.
+ */
+static void prefill(struct dirtier *d)
+{
+	for (uint64_t n = 0; n < 16 && d->filled < d->count; n++)
+		write_idx(d, d->first + d->filled++);
+	if (d->filled == d->count) {
+		d->t0 = hm_rdtsc();
+		d->paid = 0;
+	}
 }
 
 static void note_bad(uint64_t *bad, uint64_t *first, uint64_t gfn)
@@ -256,6 +276,25 @@ static uint64_t handle(struct dirtier *d, uint64_t cmd)
 	return cmd;
 }
 
+/* This step's writes of the pattern (@budget pages) and the command it brought. */
+static uint64_t plan(struct dirtier *d, uint64_t *budget)
+{
+	*budget = 16;
+	if (d->bi->prefill && d->filled < d->count) {
+		prefill(d);
+		*budget = 0;
+		return HM_CMD_RUN;
+	}
+	if (d->bi->fill && d->units >= d->count) {
+		/* filled: idle from now on, still answering commands */
+		hm_reg_write(HM_REG_PROGRESS, d->units);
+		d->blocked = 1;
+		*budget = 0;
+		return hm_block(1000000000ULL);
+	}
+	return d->per_page ? pace(d, budget) : HM_CMD_RUN;
+}
+
 uint64_t hm_main(uint64_t cpu, const struct hm_bootinfo *bi)
 {
 	struct dirtier d = { 0 };
@@ -271,19 +310,10 @@ uint64_t hm_main(uint64_t cpu, const struct hm_bootinfo *bi)
 	}
 	next = d.t0 + d.tick_ns;
 	for (;;) {
-		uint64_t budget = 16;
-		uint64_t cmd = HM_CMD_RUN;
+		uint64_t budget;
+		uint64_t cmd = plan(&d, &budget);
 		int waited;
 
-		if (bi->fill && d.units >= d.count) {
-			/* filled: idle from now on, still answering commands */
-			hm_reg_write(HM_REG_PROGRESS, d.units);
-			cmd = hm_block(1000000000ULL);
-			d.blocked = 1;
-			budget = 0;
-		} else if (d.per_page) {
-			cmd = pace(&d, &budget);
-		}
 		waited = d.blocked || cmd != HM_CMD_RUN;
 		d.blocked = 0;
 		while (budget--)

@@ -15,7 +15,7 @@ static const struct guest_type types[] = {
 	{ "idle", "waits without touching memory or spinning a host core", "", hm_blob_idle_start,
 	  hm_blob_idle_end },
 	{ "dirtier", "writes self-checking pages; verify proves none was lost or went stale",
-	  "wss,rate,pattern,io,seed,fill", hm_blob_dirtier_start, hm_blob_dirtier_end },
+	  "wss,rate,pattern,io,seed,fill,prefill", hm_blob_dirtier_start, hm_blob_dirtier_end },
 	{ "fault", "misbehaves on purpose (kind=ud|pf|mmio|panic), for tests", "kind",
 	  hm_blob_fault_start, hm_blob_fault_end },
 };
@@ -75,6 +75,11 @@ static int set_param(struct guest_spec *spec, const char *key, const char *val)
 	if (!strcmp(key, "fill")) {
 		err = parse_count_range(val, 0, 1, &v);
 		spec->fill = v;
+		return err;
+	}
+	if (!strcmp(key, "prefill")) {
+		err = parse_count_range(val, 0, 1, &v);
+		spec->prefill = v;
 		return err;
 	}
 	if (!strcmp(key, "pattern")) {
@@ -164,6 +169,7 @@ int guest_layout(const struct guest_spec *spec, uint64_t mem, unsigned int nr_vc
 	bi->fault_kind = spec->fault;
 	bi->report_ns = GUEST_REPORT_NS;
 	bi->fill = spec->fill;
+	bi->prefill = spec->prefill;
 	if (spec->io_mbps) {
 		bi->io_ctl_gpa = at;
 		bi->io_ring_gpa = at + HM_PAGE_SIZE;
@@ -184,4 +190,14 @@ int guest_layout(const struct guest_spec *spec, uint64_t mem, unsigned int nr_vc
 		return -E2BIG;
 	}
 	return 0;
+}
+
+void guest_boot_finish(struct hm_bootinfo *bi, uint64_t tsc_khz, unsigned int nr_vcpus,
+		       uint64_t ram_bytes)
+{
+	bi->magic = HM_BOOT_MAGIC;
+	bi->tsc_khz = tsc_khz;
+	bi->nr_vcpus = nr_vcpus;
+	bi->ram_bytes = ram_bytes;
+	bi->devwin_gpa = HM_DEVWIN_GPA;
 }

@@ -31,6 +31,7 @@ struct guest_spec {
 	uint64_t seed;
 	enum hm_fault_kind fault;
 	bool fill;	/* dirtier: write the working set once, then idle */
+	bool prefill;	/* dirtier: write the working set once at full speed, then at rate */
 	char text[256]; /* the spec as given, for the migration destination */
 };
 
@@ -53,5 +54,12 @@ int guest_spec_parse(const char *s, struct guest_spec *spec, char *why, size_t w
  */
 int guest_layout(const struct guest_spec *spec, uint64_t mem, unsigned int nr_vcpus,
 		 struct hm_bootinfo *bi, char *why, size_t whylen) __must_check;
+/*
+ * Fill the fields of @bi that are the machine's rather than the guest's
+ * (magic, TSC frequency, vCPUs, RAM, device window), after guest_layout():
+ * the VMM does it when it loads a guest, tools/mbimage.c at image build time.
+ */
+void guest_boot_finish(struct hm_bootinfo *bi, uint64_t tsc_khz, unsigned int nr_vcpus,
+		       uint64_t ram_bytes);
 
 #endif

@@ -13,6 +13,7 @@
 #include <time.h>
 #include <unistd.h>
 #include "src/dirtyring.h"
+#include "src/guest.h"
 #include "src/log.h"
 #include "src/vcpu.h"
 
@@ -129,11 +130,7 @@ static int load_guest(struct vm *vm, const struct vm_config *cfg, char *why, siz
 	}
 	memcpy(img, cfg->image, cfg->image_size);
 	*bi = cfg->boot;
-	bi->magic = HM_BOOT_MAGIC;
-	bi->tsc_khz = vm->tsc_khz;
-	bi->nr_vcpus = vm->nr_vcpus;
-	bi->ram_bytes = vm->mem.size;
-	bi->devwin_gpa = HM_DEVWIN_GPA;
+	guest_boot_finish(bi, vm->tsc_khz, vm->nr_vcpus, vm->mem.size);
 	return vm_arch_setup_memory(vm);
 }
 

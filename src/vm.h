@@ -149,5 +149,12 @@ int vm_arch_restore(struct vm *vm, const struct vmstate_rec *r, uint64_t tsc_adv
 		    size_t whylen) __must_check;
 /* CPUID feature words offered to the guest, for compatibility checks (PROTO_CPUID_WORDS). */
 void vm_arch_features(struct vm *vm, uint32_t *words, unsigned int n);
+/*
+ * The TSC frequency (kHz) a guest of this host sees, found the way a VM finds
+ * it: KVM_GET_TSC_KHZ of a throw-away vCPU on @kvm_path (NULL: /dev/kvm),
+ * else measured against CLOCK_MONOTONIC over 20 ms. For tools that build
+ * guests run elsewhere (tools/mbimage.c); takes ~20 ms without KVM.
+ */
+uint64_t vm_arch_host_tsc_khz(const char *kvm_path);
 
 #endif

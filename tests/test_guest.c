@@ -45,6 +45,8 @@ static void assert_defaults(const struct guest_spec *spec, const char *name)
 	assert_int_equal(spec->io_mbps, 0);
 	assert_int_equal(spec->seed, 1);
 	assert_int_equal(spec->fault, HM_FAULT_UD);
+	assert_false(spec->fill);
+	assert_false(spec->prefill);
 }
 
 static void test_guest_find_known(void **state)
@@ -133,6 +135,29 @@ static void test_guest_spec_parse_fault_kinds(void **state)
 		assert_string_equal(spec.type->name, "fault");
 		assert_int_equal(spec.fault, c[i].k);
 	}
+}
+
+/* fill=1: write once, then idle; prefill=1: write once at full speed, then at rate. */
+static void test_guest_spec_parse_fill_prefill(void **state)
+{
+	struct guest_spec spec;
+
+	parse_ok("dirtier:fill=1", &spec);
+	assert_true(spec.fill);
+	assert_false(spec.prefill);
+	parse_ok("dirtier:wss=8M,prefill=1,rate=500,pattern=random", &spec);
+	assert_false(spec.fill);
+	assert_true(spec.prefill);
+	assert_int_equal(spec.rate, 500);
+	parse_ok("dirtier:prefill=1,fill=1", &spec);
+	assert_true(spec.fill && spec.prefill);
+	parse_ok("dirtier:prefill=0,fill=0", &spec);
+	assert_false(spec.fill || spec.prefill);
+	assert_rejected("dirtier:prefill=2", "prefill");
+	assert_rejected("dirtier:prefill=yes", "prefill");
+	assert_rejected("dirtier:fill=2", "fill");
+	assert_rejected("idle:prefill=1", "prefill");
+	assert_rejected("dirtier:prefil=1", "prefil");
 }
 
 /* A later spec starts from the defaults, not from what the last one set. */
@@ -280,6 +305,42 @@ static void test_guest_layout_fits(void **state)
 	assert_int_equal(bi.seed, 9);
 	assert_int_equal(bi.io_slots, 0);
 	assert_int_equal(bi.report_ns, GUEST_REPORT_NS);
+	assert_int_equal(bi.fill, 0);
+	assert_int_equal(bi.prefill, 0);
+}
+
+/* The boot info carries fill and prefill to the guest. */
+static void test_guest_layout_fill_prefill(void **state)
+{
+	struct guest_spec spec = spec_of("dirtier:wss=4M,rate=100,prefill=1");
+	struct hm_bootinfo bi;
+
+	layout_ok(&spec, 64 * MiB, 1, &bi);
+	assert_int_equal(bi.prefill, 1);
+	assert_int_equal(bi.fill, 0);
+	assert_int_equal(bi.rate, 100);
+	spec = spec_of("dirtier:wss=4M,fill=1");
+	layout_ok(&spec, 64 * MiB, 1, &bi);
+	assert_int_equal(bi.prefill, 0);
+	assert_int_equal(bi.fill, 1);
+}
+
+/* The machine's fields, as the VMM and tools/mbimage.c set them after the layout. */
+static void test_guest_boot_finish(void **state)
+{
+	struct guest_spec spec = spec_of("dirtier:wss=4M,seed=3");
+	struct hm_bootinfo bi;
+
+	layout_ok(&spec, 64 * MiB, 2, &bi);
+	guest_boot_finish(&bi, 2100000, 2, 64 * MiB);
+	assert_int_equal(bi.magic, HM_BOOT_MAGIC);
+	assert_int_equal(bi.tsc_khz, 2100000);
+	assert_int_equal(bi.nr_vcpus, 2);
+	assert_int_equal(bi.ram_bytes, 64 * MiB);
+	assert_int_equal(bi.devwin_gpa, HM_DEVWIN_GPA);
+	/* the layout is left alone */
+	assert_int_equal(bi.seed, 3);
+	assert_int_equal(bi.ws_pages, 1024);
 }
 
 static void test_guest_layout_idle(void **state)
@@ -420,6 +481,7 @@ int main(void)
 		cmocka_unit_test(test_guest_spec_parse_dirtier_all),
 		cmocka_unit_test(test_guest_spec_parse_patterns),
 		cmocka_unit_test(test_guest_spec_parse_fault_kinds),
+		cmocka_unit_test(test_guest_spec_parse_fill_prefill),
 		cmocka_unit_test(test_guest_spec_parse_resets),
 		cmocka_unit_test(test_guest_spec_parse_unknown_guest),
 		cmocka_unit_test(test_guest_spec_parse_unknown_param),
@@ -429,6 +491,8 @@ int main(void)
 		cmocka_unit_test(test_guest_spec_parse_too_long),
 		cmocka_unit_test(test_guest_spec_parse_short_why),
 		cmocka_unit_test(test_guest_layout_fits),
+		cmocka_unit_test(test_guest_layout_fill_prefill),
+		cmocka_unit_test(test_guest_boot_finish),
 		cmocka_unit_test(test_guest_layout_idle),
 		cmocka_unit_test(test_guest_layout_fault_kind),
 		cmocka_unit_test(test_guest_layout_io_ring_before_gen),

@@ -180,6 +180,35 @@ static void test_vm_two_vcpus_zipf(void **state)
 	vm_free(vm);
 }
 
+/*
+ * prefill=1: every page of the working set written once at full speed, then
+ * pages at the rate, two vCPUs each owning half.
+ */
+static void test_vm_dirtier_prefill_then_rate(void **state)
+{
+	struct vm *vm = start("dirtier:wss=8M,rate=500,pattern=random,prefill=1", 256 << 20, 2);
+	struct devwin_verdict v;
+	uint64_t u1;
+	uint64_t du;
+
+	(void)state;
+	wait_units(vm, 2048);
+	for (uint64_t idx = 0; idx < 2048; idx++)
+		if (gen_of(vm, idx) < 1)
+			fail_msg("page %llu not written by the prefill", (unsigned long long)idx);
+	u1 = devwin_units(&vm->dw);
+	sleep_ms(2000);
+	du = devwin_units(&vm->dw) - u1;
+	/* 1000 in 2 s: the rate, not full speed (millions), give or take a report */
+	if (du < 500 || du > 2000)
+		fail_msg("%llu pages in 2 s after the prefill, want about 1000",
+			 (unsigned long long)du);
+	v = verify(vm);
+	assert_true(v.ok);
+	assert_int_equal(v.pages, 2048);
+	vm_free(vm);
+}
+
 /* Slow writer: each of 1024 pages is rewritten about once a second. */
 #define SLOW "dirtier:wss=4M,rate=1000"
 
@@ -377,6 +406,7 @@ int main(void)
 		cmocka_unit_test(test_vm_idle_verifies_without_spinning),
 		cmocka_unit_test(test_vm_dirtier_progress_grows_and_verifies),
 		cmocka_unit_test(test_vm_two_vcpus_zipf),
+		cmocka_unit_test(test_vm_dirtier_prefill_then_rate),
 		cmocka_unit_test(test_vm_corrupt_page_is_reported),
 		cmocka_unit_test(test_vm_stale_page_is_reported),
 		cmocka_unit_test(test_vm_io_device_writes_are_checked_and_tracked),
