@@ -232,6 +232,7 @@ static bool frame_checked(uint32_t type)
 	case PROTO_READY:
 	case PROTO_GO:
 	case PROTO_STATUS:
+	case PROTO_PROGRESS:
 		return true;
 	default:
 		return false;
@@ -251,6 +252,7 @@ static bool fixed_ok(const struct proto_hdr *h, const uint8_t *p, uint64_t max_g
 		struct proto_ready ready;
 		struct proto_status status;
 		struct proto_complete complete;
+		struct proto_progress progress;
 		uint64_t gfn;
 	} m;
 	const char *why = NULL;
@@ -278,6 +280,8 @@ static bool fixed_ok(const struct proto_hdr *h, const uint8_t *p, uint64_t max_g
 		return !proto_complete_decode(p, len, &m.complete, &why);
 	case PROTO_REQ:
 		return !proto_req_decode(p, len, max_gfn, &m.gfn, &why);
+	case PROTO_PROGRESS:
+		return !proto_progress_decode(p, len, &m.progress, &why);
 	default:
 		fz_fail("frame type without a check in fuzz_session.c", __FILE__, __LINE__);
 	}
