@@ -3,10 +3,11 @@
 # than the link (capped with --bandwidth) can copy it: pre-copy cannot
 # converge and gives up, with the VM safe and verified on the source; then
 # auto (the default mode: the eBPF-informed policy, docs/policy.md) sees a
-# writer faster than the link and chooses post-copy, which moves the VM at
-# once (about a millisecond of downtime); the missing pages follow on
-# demand, and the guest verifies every page it wrote, now on the
-# destination. Both sides authenticate with TLS 1.3 (tools/mkcerts.sh).
+# writer faster than the link and ends in post-copy, at once or after a
+# first pass (the report then says hybrid), which hands the VM over in about
+# a millisecond on hardware KVM; the missing pages follow on demand, and the
+# guest verifies every page it wrote, now on the destination. The report
+# shows the mode the policy chose and its reason. Both sides authenticate with TLS 1.3 (tools/mkcerts.sh).
 O=${O:-build}
 HM=$O/hybridmig
 T=$(mktemp -d /tmp/hm-demo.XXXXXX)
