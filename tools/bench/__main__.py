@@ -1,18 +1,21 @@
 #!/usr/bin/env python3
 """make bench: every hybridmig benchmark in one harness.
 
-    python3 tools/bench [--sets "vmm mig postcopy wan"] [--quick] [--out DIR]
+    python3 tools/bench [--sets "vmm mig postcopy wan policy"] [--quick] [--out DIR]
     python3 tools/bench --list            the matrix, without running anything
     python3 tools/bench --replot DIR      report.md and every PNG again from
                                           DIR/results.json and DIR/records/
 
-Sets (SETS, default all four):
+Sets (SETS, default all five):
   vmm       the VMM: guest write rate against a host thread, the I/O device,
             time to the first progress report (set_vmm.py)
   mig       pre-copy over the two-namespace test network: link x RAM x workload
   postcopy  post-copy and hybrid against the post-copy issue's targets, with
             the local userfaultfd floor (tools/bench_uffd)
   wan       RTT x workload x mode over the test WAN (testnet.sh --delay-ms)
+  policy    issue 8: guests x links, every fixed mode and auto in each cell; auto's
+            regret against the best fixed mode, KubeVirt's stall rule replayed
+            over the recordings, the model's prediction error (regret.py)
 Each migration: `incoming` in NET-b, `run` in NET-a, a warm-up, `migrate --json
 --record FILE`, the destination's fault-latency histogram scraped from its
 /metrics, verify on the destination (on the source if it did not move), stop.
@@ -56,8 +59,8 @@ def parse():
                                  epilog="environment:\n  SETS, QUICK=1, O (build dir), HM (binary), "
                                         "OUT (results dir)\n" + settings.describe(),
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--sets", default=os.environ.get("SETS") or " ".join(settings.ALL_SETS),
-                    help="which sets, in order (default: env SETS, else all: %(default)s)")
+    ap.add_argument("--sets", default=os.environ.get("SETS") or " ".join(settings.DEFAULT_SETS),
+                    help="which sets, in order (default: env SETS, else %(default)s; policy only when named)")
     ap.add_argument("--quick", action="store_true",
                     default=os.environ.get("QUICK", "0") not in ("", "0"),
                     help="a few small cells, short timeouts (env QUICK=1)")

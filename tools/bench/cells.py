@@ -1,4 +1,4 @@
-"""The migration matrix: one cell per migration, for the sets mig, postcopy and wan.
+"""The migration matrix: one cell per migration, for the sets mig, postcopy, wan and policy.
 
 A cell is a plain dict (it becomes the head of its row in results.json):
   set, part, id           which set, which part of it, a unique file-safe name
@@ -131,9 +131,51 @@ def wan_cells(s):
     return cells
 
 
+POL_PATTERNS = ("seq", "random", "zipf")
+
+
+def _pol_workloads(s, ref_bps):
+    """[(name, (guest spec, wss pages, rate pages))] of the policy set on a link of ref_bps:
+    idle; each writer pattern at each rate (% of the link) x working set, prefilled;
+    the heavy-DMA guest (POL_DMA)."""
+    out = []
+    for load in s.words("POL_LOADS"):
+        if load == "idle":
+            out.append(("idle", ("idle", 0, 0)))
+        elif load == "dma":
+            spec = s.str("POL_DMA")
+            out.append(("dma", (spec,) + _spec_figures(spec)))
+        elif load in POL_PATTERNS:
+            for pct in s.words("POL_RATES"):
+                rate = int(float(pct) / 100 * ref_bps / 8 / 4096 + 0.5)
+                for wss in s.words("POL_WSS"):
+                    spec = _dirtier(wss, rate, load) + ",prefill=1"
+                    out.append(("%s%s-%s" % (load, pct, wss), (spec, size_pages(wss), rate)))
+        else:
+            raise SystemExit("bench: unknown POL_LOADS entry %r (idle seq random zipf dma)" % load)
+    return out
+
+
+def policy_cells(s):
+    """Issue 8: guests x links, every fixed mode and auto in each cell, all with the same
+    --timeout (the total-time limit) and --downtime-limit; each run's --record is kept."""
+    modes = s.words("MODES") or s.words("POL_MODES")
+    cells = []
+    for link in s.words("POL_LINKS"):
+        for d in s.words("POL_DELAYS"):
+            delay = None if d == "none" else float(d)
+            net = _net(link, delay)
+            part = link + ("" if delay is None else "-rtt%g" % (2 * delay))
+            for name, guest in _pol_workloads(s, net["ref_bps"]):
+                for mode in modes:
+                    cells.append(_cell("policy", part, net, s.str("POL_MEM"), name, mode,
+                                       s.int("POL_TIMEOUT"), guest=guest))
+    return cells
+
+
 def matrix(s, sets):
     """Every migration cell of the selected sets, in run order."""
-    make = {"mig": mig_cells, "postcopy": postcopy_cells, "wan": wan_cells}
+    make = {"mig": mig_cells, "postcopy": postcopy_cells, "wan": wan_cells, "policy": policy_cells}
     cells = []
     for st in sets:
         if st in make:

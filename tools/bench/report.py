@@ -5,7 +5,8 @@ aborted}, "vmm": the vmm set's figures or null, "floor": tools/bench_uffd's or
 null, "runs": [one row per migration: its cell (cells.py), migrate's final
 record under "report", verify, the destination's fault-latency histogram,
 "record" (the --record file, relative to the results' directory), "derived"
-and "targets" (derive.py)]}.
+and "targets" (derive.py)], "policy": the policy set's analysis (regret.py),
+written by build when the set has rows}.
 
 report.md and every PNG are rebuilt from results.json and the record files
 alone (build), so `tools/bench --replot DIR` redraws a finished run.
@@ -16,6 +17,7 @@ import subprocess
 
 import derive
 import plots
+import policy_report
 import tables
 import timeline
 from tables import f
@@ -25,6 +27,7 @@ SET_TITLES = {
     "mig": "Pre-copy over the test network (mig)",
     "postcopy": "Post-copy and hybrid (postcopy)",
     "wan": "Distance (wan)",
+    "policy": "The policy against every fixed mode (policy)",
 }
 SET_TEXT = {
     "vmm": "How fast the VMM runs its guests; median of REPS runs, no network.",
@@ -37,6 +40,11 @@ SET_TEXT = {
                 "does not converge.",
     "wan": "RTT x workload x mode over the delay line (tools/testnet.sh up --delay-ms D --rate R: TCP "
            "and the switch-over handshake see the real RTT); a fixed 3 s warm-up.",
+    "policy": "Issue 8: guests (idle; seq, random and zipf writers at POL_RATES % of the link x POL_WSS "
+              "working sets, prefilled; heavy DMA, POL_DMA) x links (POL_LINKS caps x POL_DELAYS one-way "
+              "delays: none = direct veth, else the delay line), every fixed mode and auto in each cell, "
+              "all with the same --timeout (the total-time limit) and --downtime-limit. Warm-up until the "
+              "working set is written once (at most WARM_MAX s).",
 }
 PC_MODES = ("postcopy", "hybrid")
 
@@ -178,14 +186,19 @@ def build(out, with_plots=True):
     ctx = _Ctx(with_plots)
     lines = _head(res)
     sets = (res.get("meta") or {}).get("sets") or list(SET_TITLES)
+    analysis = None
     for st in sets:
         rs = [r for r in rows if r["set"] == st]
         if st == "vmm" and res.get("vmm"):
             lines += ["", "## " + SET_TITLES[st], "", SET_TEXT[st], ""] + tables.vmm(res["vmm"])
         elif rs:
             lines += ["", "## " + SET_TITLES[st], "", SET_TEXT[st], ""]
-            lines += {"mig": lambda: tables.mig(rs), "postcopy": lambda: tables.postcopy(rs, res.get("floor")),
-                      "wan": lambda: tables.wan(rs)}[st]()
+            if st == "policy":
+                body, analysis = policy_report.section(out, rs)
+                lines += body
+            else:
+                lines += {"mig": lambda: tables.mig(rs), "wan": lambda: tables.wan(rs),
+                          "postcopy": lambda: tables.postcopy(rs, res.get("floor"))}[st]()
             lines += _bars(out, rs, ctx)
     fails = tables.failures(rows)
     if fails:
@@ -201,4 +214,8 @@ def build(out, with_plots=True):
     text = "\n".join(lines) + "\n"
     with open(os.path.join(out, "report.md"), "w") as fh:
         fh.write(text)
+    if analysis is not None:
+        fresh = load(out)  # as found: build's derived figures stay out of the runs
+        fresh["policy"] = analysis
+        save(out, fresh)
     return text

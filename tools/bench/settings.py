@@ -8,7 +8,10 @@ emulator). Command-line flags of tools/bench override SETS and QUICK.
 import os
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-ALL_SETS = ("vmm", "mig", "postcopy", "wan")
+ALL_SETS = ("vmm", "mig", "postcopy", "wan", "policy")
+# what a plain `make bench` runs: policy (issue 8's matrix, ~320 migrations,
+# hours) only when asked for with SETS=policy
+DEFAULT_SETS = ("vmm", "mig", "postcopy", "wan")
 
 WAN_WORKLOADS = ("idle256=dirtier:wss=256M,rate=1;"
                  "zipf=dirtier:wss=256M,rate=20000,pattern=zipf;"
@@ -46,12 +49,25 @@ KNOBS = {
     "WAN_WORKLOADS": (WAN_WORKLOADS, "zipf=dirtier:wss=32M,rate=2000,pattern=zipf",
                       "wan: name=guest-spec;..."),
     "WAN_TIMEOUT": ("120", "30", "wan: migrate --timeout, s"),
+    "POL_LINKS": ("1gbit 10gbit", "1gbit", "policy: tc tbf caps"),
+    "POL_DELAYS": ("none 5", "none", "policy: one-way delays, ms (none: direct veth; else the delay line)"),
+    "POL_MEM": ("2G", "512M", "policy: guest RAM"),
+    "POL_LOADS": ("idle seq random zipf dma", "idle seq dma", "policy: workloads (seq/random/zipf: "
+                  "writers at POL_RATES x POL_WSS)"),
+    "POL_RATES": ("25 75 150", "150", "policy: the writers' rates, % of the link"),
+    "POL_WSS": ("256M 1G", "128M", "policy: the writers' working sets"),
+    "POL_DMA": ("dirtier:wss=64M,rate=1000,io=200,prefill=1", "dirtier:wss=32M,rate=1000,io=100,prefill=1",
+                "policy: the heavy-DMA guest"),
+    "POL_MODES": ("precopy postcopy hybrid auto", "precopy postcopy hybrid auto", "policy: modes"),
+    "POL_TIMEOUT": ("120", "60", "policy: migrate --timeout, s: the total-time limit (KubeVirt's "
+                    "rule needs > 40 s to fire)"),
     "FLOOR_RUNS": ("3", "1", "runs of tools/bench_uffd (the local fault floor)"),
     "BUSY_WAIT_S": ("600", "60", "wait at most this long for a quiet host"),
     "WD_VMM": ("175", "180", "watchdog of the vmm set, s"),
     "WD_MIG": ("1500", "300", "watchdog of the mig set, s"),
     "WD_POSTCOPY": ("1800", "600", "watchdog of the postcopy set, s"),
     "WD_WAN": ("3600", "300", "watchdog of the wan set, s"),
+    "WD_POLICY": ("28800", "1500", "watchdog of the policy set, s"),
 }
 BUSY_PAT = r"make.*asan|run-tests\.sh|tests/e2e/test_|tools/bench_(tls|switch|wan)\.py|tools/compare\.py"
 
