@@ -61,8 +61,10 @@ expect "$H" "peak wire Mbit/s" 1000.0
 expect "$H" "faults/s post-copy" 300.0
 expect "$H" "work/s before" 20000
 expect "$H" "work/s post-copy" 12500
-# guest_units is null at 2.0 s (taken as 0 it would give a negative rate)
-expect "$H" "min work/s post-copy" 5000
+# guest_units is null at 2.0 s (taken as 0 it would give a negative rate); the
+# destination's counters are read over >= 0.3 s, so the dip of 1.7..1.95 s
+# (5000/s) is seen with 1.5..1.7 s: (80750 - 76500) / 0.45
+expect "$H" "min work/s post-copy" 9444
 expect "$H" "owed at switch" 20000
 P='postcopy-d1g-1G-zipf-postcopy '
 expect "$P" "wire Mbit/s post-copy" 800.0

@@ -84,9 +84,10 @@ def _phase_marks(tk):
 
 
 def timeline_plot(out, rid, tk, title):
-    rate_rows, page_rows = timeline.series(tk)
-    rates = "# t_mid wire_mbps faults_per_s units_per_s\n" + "".join(
-        " ".join(_v(x) for x in r) + "\n" for r in rate_rows)
+    (wire, faults, units), page_rows = timeline.series(tk)
+
+    def table(head, rows):
+        return head + "".join(" ".join(_v(x) for x in r) + "\n" for r in rows)
     pages = "# t pusher_gfn pages_owed\n" + "".join(" ".join(_v(x) for x in r) + "\n" for r in page_rows)
     marks, labels = _phase_marks(tk)
     x0, x1 = tk[0]["t_s"], tk[-1]["t_s"]
@@ -94,22 +95,25 @@ def timeline_plot(out, rid, tk, title):
              "set xrange [%.6g:%.6g]" % (x0, x1 if x1 > x0 else x0 + 1), "set yrange [0:*]",
              "set offsets 0, 0, graph 0.06, 0", "set key top right"]
     n = "timeline-" + rid
-    # NaN (a missing rate) breaks a line: no "set datafile missing", which would join across
+    # one file per rate: a series' own gaps (a null counter) are missing rows, which
+    # gnuplot joins across; NaN would break the line
     s = ["1000,1100", "set multiplot layout 4,1 title %s" % _q(title)] + panel + marks + labels + [
         "set format x ''", "set ylabel 'wire Mbit/s'",
-        _or_blank("plot '%s.rates' using 1:2 with linespoints lw 2 pt 7 ps 0.4 title 'wire'" % n, _has(rate_rows, 1)),
+        _or_blank("plot '%s.wire' using 1:2 with linespoints lw 2 pt 7 ps 0.4 title 'wire'" % n, wire),
         "unset label", "set ylabel 'faults/s'",
-        _or_blank("plot '%s.rates' using 1:3 with linespoints lw 2 pt 7 ps 0.4 lc 7 title 'remote faults'" % n,
-                  _has(rate_rows, 2)),
+        _or_blank("plot '%s.faults' using 1:2 with linespoints lw 2 pt 7 ps 0.4 lc 7 title 'remote faults'" % n,
+                  faults),
         "set ylabel 'work units/s'",
-        _or_blank("plot '%s.rates' using 1:4 with linespoints lw 2 pt 7 ps 0.4 lc 2 title 'guest work'" % n,
-                  _has(rate_rows, 3)),
+        _or_blank("plot '%s.units' using 1:2 with linespoints lw 2 pt 7 ps 0.4 lc 2 title 'guest work'" % n,
+                  units),
         "set format x '%g'", "set xlabel 's since the migration started'", "set ylabel 'pages'",
         _or_blank("plot '%s.pages' using 1:2 with lines lw 2 lc 4 title 'pusher position (gfn)', "
                   "'%s.pages' using 1:3 with lines lw 2 lc 8 title 'pages owed'" % (n, n),
                   _has(page_rows, 1) or _has(page_rows, 2)),
         "unset multiplot"]
-    return _render(out, n, {".rates": rates, ".pages": pages}, s)
+    return _render(out, n, {".wire": table("# t_mid wire_mbps\n", wire),
+                            ".faults": table("# t_mid faults_per_s\n", faults),
+                            ".units": table("# t_mid units_per_s\n", units), ".pages": pages}, s)
 
 
 def bars_plot(out, group, title, workloads, modes, total, down):

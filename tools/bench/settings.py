@@ -28,7 +28,7 @@ KNOBS = {
     "MODES": ("", "", "every migration set's modes (default: each set's own)"),
     "DOWNTIME": ("300", "300", "migrate --downtime-limit, ms"),
     "WARM_MAX": ("20", "5", "warm-up: at most this many s for the dirtier's first pass"),
-    "SLACK_S": ("120", "60", "migrate's outer bound: its --timeout plus this, s"),
+    "SLACK_S": ("120", "120", "migrate's outer bound: its --timeout plus this, s (post-copy goes on after --timeout)"),
     "TLS": ("1", "1", "1: TLS 1.3 (tools/mkcerts.sh), 0: --insecure"),
     "TAG": ("", "", "a label stored with the rows (to compare two binaries)"),
     "MIG_LINKS": ("1gbit uncapped", "1gbit", "mig: tc tbf caps (uncapped: plain veth)"),
