@@ -7,27 +7,21 @@ this script dies without cleaning up.
 """
 import json
 import os
-import signal
 import subprocess
-import time
+import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TESTNET = ["bash", os.path.join(ROOT, "tools", "testnet.sh")]
+# the benchmark harness's process handling (tools/bench/procs.py) serves here too
+sys.path.insert(0, os.path.join(ROOT, "tools", "bench"))
+import procs  # noqa: E402  (after the path)
+
+wait_for = procs.wait_for  # poll pred until it is true (True) or secs have passed (False)
 
 
 def sh(args, timeout=60):
     return subprocess.run(args, check=True, capture_output=True, text=True,
                           timeout=timeout).stdout.strip()
-
-
-def wait_for(pred, secs, step=0.1):
-    """Poll @pred until it is true (True) or @secs have passed (False)."""
-    end = time.monotonic() + secs
-    while time.monotonic() < end:
-        if pred():
-            return True
-        time.sleep(step)
-    return False
 
 
 def kvm_usable():
@@ -66,18 +60,7 @@ class Procs:
     @staticmethod
     def stop(p, grace=5.0):
         """TERM the process's group, KILL it after @grace seconds."""
-        if p.poll() is not None:
-            return
-        for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 5)):
-            try:
-                os.killpg(p.pid, sig)
-            except ProcessLookupError:
-                return
-            try:
-                p.wait(wait)
-                return
-            except subprocess.TimeoutExpired:
-                pass
+        procs.reap(p, grace)
 
     def stop_all(self):
         for p in self.procs:
