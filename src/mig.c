@@ -369,7 +369,7 @@ static void finish(struct mig *m, int err)
 		m->s.end_ns = hm_now_ns();
 	m->s.phase = err ? m->s.phase : "done";
 	pthread_mutex_unlock(&m->lock);
-	mig_timeline_tick(m, true);
+	mig_timeline_end(m);
 	m->done(m->done_arg);
 }
 

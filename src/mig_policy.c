@@ -99,6 +99,8 @@ int mig_policy_init(struct mig *m)
 	m->record = fopen(m->p.record, "we");
 	if (!m->record)
 		return -errno;
+	if (mig_timeline_init(m))
+		return -ENOMEM;
 	mig_record_line(m, fill_head, "policy", m);
 	return 0;
 }
@@ -137,6 +139,7 @@ void mig_policy_close(struct mig *m)
 	if (m->record && fclose(m->record))
 		hm_warn("cannot close the recording %s: %s", m->p.record, strerror(errno));
 	m->record = NULL;
+	mig_timeline_free(m);
 }
 
 static void input(struct mig *m, struct policy_input *in)

@@ -98,11 +98,19 @@ static int progress(struct mig *m, size_t len)
 		hm_warn("bad progress report from the destination: %s", why);
 		return -EBADMSG;
 	}
+	/*
+	 * PROGRESS and COMPLETE travel on different connections: a late PROGRESS
+	 * must not take back COMPLETE's final counts. They only grow.
+	 */
 	pthread_mutex_lock(&m->lock);
-	m->s.dst_units_known = p.units != PROTO_UNITS_UNKNOWN;
-	m->s.dst_units = m->s.dst_units_known ? p.units : 0;
-	m->s.remote_faults = p.remote_faults;
-	m->s.blocked_ns = p.blocked_ns;
+	if (p.units != PROTO_UNITS_UNKNOWN && (!m->s.dst_units_known || p.units > m->s.dst_units)) {
+		m->s.dst_units_known = true;
+		m->s.dst_units = p.units;
+	}
+	if (p.remote_faults > m->s.remote_faults)
+		m->s.remote_faults = p.remote_faults;
+	if (p.blocked_ns > m->s.blocked_ns)
+		m->s.blocked_ns = p.blocked_ns;
 	pthread_mutex_unlock(&m->lock);
 	return 0;
 }

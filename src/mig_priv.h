@@ -74,8 +74,10 @@ struct mig {
 	bool use_policy;
 	double file_bandwidth_cap; /* the policy file's bandwidth_cap, before --bandwidth */
 	struct policy_state pol;
-	FILE *record;		/* migrate --record, or NULL */
-	uint64_t tick_ns;	/* the timeline's last tick (mig_timeline.c) */
+	FILE *record;	       /* migrate --record, or NULL */
+	uint64_t tick_ns;      /* the timeline's last tick (mig_timeline.c) */
+	struct mig_tick *held; /* phase ticks of the switch-over, written after it */
+	unsigned int nheld;
 	struct probe *probe;	/* the eBPF probe (or its fallback), or NULL */
 	uint64_t resident;	/* pages queued by the first pass */
 	double round_s;		/* the last round: duration */
@@ -139,8 +141,15 @@ void mig_policy_harvested(struct mig *m, uint64_t pages);
 void mig_policy_link_up(struct mig *m);
 
 /* ---- mig_timeline.c ---- */
+#define MIG_TICKS_HELD 4
+struct mig_tick;
+/* Room for the ticks held through the switch-over; 0 or -ENOMEM. */
+int mig_timeline_init(struct mig *m) __must_check;
+void mig_timeline_free(struct mig *m);
 /* A "tick" line in the recording: at most every 100 ms, or now when @force. */
 void mig_timeline_tick(struct mig *m, bool force);
+/* At the end, whatever the phase: the ticks held, then one more. */
+void mig_timeline_end(struct mig *m);
 
 /* ---- mig_precopy.c ---- */
 /* Pre-copy rounds. Returns 0 to stop-and-copy, 1 to switch to post-copy, or -errno. */

@@ -16,7 +16,8 @@
  *   D: AFTER (rate after)
  *   either side: ERROR  (then close)
  * The urgent channel (post-copy) carries REQ from D and PAGES answers,
- * and PROGRESS from D about ten times a second (for the source's timeline).
+ * and PROGRESS from D about ten times a second while pages arrive on the
+ * bulk channel (for the source's timeline).
  * A reconnection (HELLO with PROTO_HELLO_RESUME and the session's secret)
  * is answered with STATUS: where D stands, so S knows whether to send GO
  * again, and, in post-copy, D's PAGEMAP of the pages it holds and ACCEPT.

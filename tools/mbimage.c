@@ -230,6 +230,17 @@ static int build_stub(const struct image *im, uint8_t *stub, char *why, size_t l
 	uint32_t load;
 
 	memset(stub, 0, HM_MB_STUB_MAX);
+	/*
+	 * The loaded file, and the multiboot info QEMU puts right after it, must
+	 * end below the data area: the generation table there starts zeroed.
+	 */
+	if (HM_MB_LOAD_GPA + HM_MB_STUB_MAX + im->tmpl_len + ((im->guest_len + 3) & ~(size_t)3) +
+		HM_PAGE_SIZE >
+	    HM_DATA_GPA) {
+		snprintf(why, len, "the image (%zu + %zu bytes) does not fit below the data area",
+			 im->tmpl_len, im->guest_len);
+		return -EINVAL;
+	}
 	if (n < HM_MB_DESC_OFF + sizeof(d) || n > HM_MB_STUB_MAX) {
 		snprintf(why, len, "the stub is %zu bytes", n);
 		return -EINVAL;
