@@ -156,5 +156,7 @@ void vm_arch_features(struct vm *vm, uint32_t *words, unsigned int n);
  * guests run elsewhere (tools/mbimage.c); takes ~20 ms without KVM.
  */
 uint64_t vm_arch_host_tsc_khz(const char *kvm_path);
+/* The TSC frequency of the vCPU @vcpu_fd (KVM_GET_TSC_KHZ), else measured (src/x86_tsc.c). */
+uint64_t vm_arch_tsc_khz(int vcpu_fd);
 
 #endif

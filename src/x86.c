@@ -1,21 +1,18 @@
 // SPDX-License-Identifier: MIT
 /*
- * The only architecture file: CPUID, the GDT/TSS/page tables of the test
- * guests and the CPL-3 long-mode entry state (PLATFORM.md). Guest code runs
- * at CPL 3 so that it runs natively under PVM as well as on hardware KVM;
- * there is no IDT, so any guest exception ends in a triple fault, which the
- * vCPU loop reports.
+ * The architecture file: CPUID, the GDT/TSS/page tables of the test guests
+ * and the CPL-3 long-mode entry state (PLATFORM.md); x86_tsc.c has the TSC
+ * frequency. Guest code runs at CPL 3 so that it runs natively under PVM as
+ * well as on hardware KVM; there is no IDT, so any guest exception ends in
+ * a triple fault, which the vCPU loop reports.
  */
 #define LOG_PREFIX "x86: "
 #include <errno.h>
-#include <fcntl.h>
 #include <linux/kvm.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
-#include <time.h>
-#include <unistd.h>
 #include "guest/abi.h"
 #include "src/log.h"
 #include "src/vcpu.h"
@@ -285,47 +282,6 @@ static int set_cpuid(struct vm *vm, struct vcpu *v)
 	return 0;
 }
 
-/* TSC ticks per millisecond, against CLOCK_MONOTONIC over 20 ms. */
-static uint64_t measure_tsc_khz(void)
-{
-	struct timespec a;
-	struct timespec b;
-	uint64_t t0;
-	uint64_t t1;
-
-	clock_gettime(CLOCK_MONOTONIC, &a);
-	t0 = __builtin_ia32_rdtsc();
-	do
-		clock_gettime(CLOCK_MONOTONIC, &b);
-	while ((b.tv_sec - a.tv_sec) * 1000000000LL + (b.tv_nsec - a.tv_nsec) < 20000000LL);
-	t1 = __builtin_ia32_rdtsc();
-	return (t1 - t0) / 20; /* ticks in 20 ms */
-}
-
-/* The guest times itself with RDTSC: tell it the frequency (KVM's, else measured). */
-static uint64_t tsc_khz(struct vcpu *v)
-{
-	int khz = ioctl(v->fd, KVM_GET_TSC_KHZ, 0);
-
-	return khz > 0 ? (uint64_t)khz : measure_tsc_khz();
-}
-
-uint64_t vm_arch_host_tsc_khz(const char *kvm_path)
-{
-	int kvm = open(kvm_path ? kvm_path : "/dev/kvm", O_RDWR | O_CLOEXEC);
-	int vm = kvm >= 0 ? ioctl(kvm, KVM_CREATE_VM, 0) : -1;
-	int cpu = vm >= 0 ? ioctl(vm, KVM_CREATE_VCPU, 0) : -1;
-	int khz = cpu >= 0 ? ioctl(cpu, KVM_GET_TSC_KHZ, 0) : -1;
-
-	if (cpu >= 0)
-		close(cpu);
-	if (vm >= 0)
-		close(vm);
-	if (kvm >= 0)
-		close(kvm);
-	return khz > 0 ? (uint64_t)khz : measure_tsc_khz();
-}
-
 int vm_arch_vcpu_init(struct vm *vm, struct vcpu *v, char *why, size_t whylen)
 {
 	const char *step = "KVM_SET_CPUID2";
@@ -333,7 +289,7 @@ int vm_arch_vcpu_init(struct vm *vm, struct vcpu *v, char *why, size_t whylen)
 
 	err = set_cpuid(vm, v);
 	if (!err && !vm->tsc_khz)
-		vm->tsc_khz = tsc_khz(v);
+		vm->tsc_khz = vm_arch_tsc_khz(v->fd);
 	if (!err)
 		step = "KVM_SET_SREGS", err = set_sregs(vm, v);
 	if (!err)
