@@ -81,7 +81,8 @@ struct dest {
 	bool stopping;		  /* atomic: dest_free is waiting for the thread */
 	bool poisoned;		  /* atomic: pages were zero-filled to unblock; never run this VM */
 	bool abandoned;		  /* dest_abandon ran: its missing pages were said */
-	uint64_t progress_ns;	  /* the last PROGRESS sent (session thread) */
+	uint64_t progress_ns;	  /* the last PROGRESS sent (urgent thread) */
+	bool units_known;	  /* every vCPU has reported here (urgent thread) */
 	pthread_mutex_t why_lock; /* d->why is written by the session and urgent threads */
 	/* while a session runs, other sources are turned away as busy */
 	pthread_t doorman;

@@ -91,6 +91,59 @@ static int place_batch(struct dest *d, const uint8_t *in, size_t len, uint8_t *s
 	return err ? dest_fail(d, err, "cannot place a page: %s", strerror(-err)) : 0;
 }
 
+/* Once every vCPU has reported here, the guest's count is a valid baseline. */
+static bool all_reported(struct dest *d)
+{
+	bool all = true;
+
+	pthread_mutex_lock(&d->vm->dw.lock);
+	for (unsigned int i = 0; i < d->vm->nr_vcpus; i++)
+		all &= d->vm->dw.cpu[i].last_report_ns > d->run_ns;
+	pthread_mutex_unlock(&d->vm->dw.lock);
+	return all;
+}
+
+/*
+ * Urgent thread, every DEST_PROGRESS_MS while the guest runs here: where
+ * the guest and the faults stand, for the source's timeline (migrate
+ * --record). Timed here, not between bulk frames, so a slow or stalled
+ * bulk connection leaves no gap. A send that fails is not retried: the
+ * next report goes on the new connection. A report is skipped while the
+ * connection holds more than DEST_PROGRESS_MAX_QUEUED unsent: it would
+ * only queue, and a blocked send would stop this thread reading answers.
+ */
+#define DEST_PROGRESS_MS	 100
+#define DEST_PROGRESS_MAX_QUEUED (64 * 1024)
+
+static void send_progress(struct dest *d)
+{
+	struct proto_progress p = { 0 };
+	struct fault_stats st;
+	uint8_t buf[PROTO_PROGRESS_SIZE];
+	struct iovec v = { buf, sizeof(buf) };
+	uint64_t now = hm_now_ns();
+	int err;
+
+	if (__atomic_load_n(&d->phase, __ATOMIC_ACQUIRE) != PROTO_DST_RUNNING ||
+	    now - d->progress_ns < (uint64_t)DEST_PROGRESS_MS * NSEC_PER_MSEC ||
+	    net_unacked(&d->link.urgent) > DEST_PROGRESS_MAX_QUEUED)
+		return;
+	d->progress_ns = now;
+	if (!d->units_known)
+		d->units_known = all_reported(d);
+	fault_get_stats(&d->fault, &st);
+	p.units = d->units_known ? devwin_units(&d->vm->dw) : PROTO_UNITS_UNKNOWN;
+	p.remote_faults = st.remote;
+	p.pages_placed = st.placed;
+	p.blocked_ns = st.blocked_ns;
+	proto_progress_encode(buf, &p);
+	pthread_mutex_lock(&d->ulock);
+	err = net_send(&d->link.urgent, PROTO_PROGRESS, 0, &v, 1);
+	pthread_mutex_unlock(&d->ulock);
+	if (err)
+		hm_dbg("progress report not sent: %s", strerror(-err));
+}
+
 /* Urgent channel: answers to our requests, placed as they come. */
 static void *urgent_thread(void *arg)
 {
@@ -99,10 +152,14 @@ static void *urgent_thread(void *arg)
 	for (;;) {
 		const char *why = "";
 		struct proto_hdr h;
-		int err = net_recv(&d->link.urgent, &h, d->urx, sizeof(d->urx), &why);
+		int err = net_wait_readable(&d->link.urgent, DEST_PROGRESS_MS);
 
+		send_progress(d);
 		if (err == -ETIMEDOUT)
 			continue;
+		/* a frame begun must end within the connection's timeout */
+		if (!err)
+			err = net_recv(&d->link.urgent, &h, d->urx, sizeof(d->urx), &why);
 		if (!err && h.type != PROTO_PAGES)
 			err = dest_fail(d, -EPROTO, "unexpected frame %u on the urgent channel",
 					h.type);
@@ -183,51 +240,6 @@ int dest_postcopy_arm(struct dest *d)
 	return 0;
 }
 
-/* Once every vCPU has reported here, the guest's count is a valid baseline. */
-static bool all_reported(struct dest *d)
-{
-	bool all = true;
-
-	pthread_mutex_lock(&d->vm->dw.lock);
-	for (unsigned int i = 0; i < d->vm->nr_vcpus; i++)
-		all &= d->vm->dw.cpu[i].last_report_ns > d->run_ns;
-	pthread_mutex_unlock(&d->vm->dw.lock);
-	return all;
-}
-
-/*
- * Session thread, at most every DEST_PROGRESS_NS: where the guest and the
- * faults stand, on the urgent channel, for the source's timeline
- * (migrate --record). A send that fails is not retried: the urgent
- * thread sees the broken link and the next report goes on the new one.
- */
-#define DEST_PROGRESS_NS (100 * NSEC_PER_MSEC)
-
-static void send_progress(struct dest *d, bool units_known)
-{
-	struct proto_progress p = { 0 };
-	struct fault_stats st;
-	uint8_t buf[PROTO_PROGRESS_SIZE];
-	struct iovec v = { buf, sizeof(buf) };
-	uint64_t now = hm_now_ns();
-	int err;
-
-	if (now - d->progress_ns < DEST_PROGRESS_NS)
-		return;
-	d->progress_ns = now;
-	fault_get_stats(&d->fault, &st);
-	p.units = units_known ? devwin_units(&d->vm->dw) : PROTO_UNITS_UNKNOWN;
-	p.remote_faults = st.remote;
-	p.pages_placed = st.placed;
-	p.blocked_ns = st.blocked_ns;
-	proto_progress_encode(buf, &p);
-	pthread_mutex_lock(&d->ulock);
-	err = net_send(&d->link.urgent, PROTO_PROGRESS, 0, &v, 1);
-	pthread_mutex_unlock(&d->ulock);
-	if (err)
-		hm_dbg("progress report not sent: %s", strerror(-err));
-}
-
 static int send_complete(struct dest *d, uint64_t units0, uint64_t t0)
 {
 	struct proto_complete c = { 0 };
@@ -274,7 +286,7 @@ int dest_postcopy_resume(struct dest *d)
  * every page is here; the urgent channel's failure (a broken link is worth
  * a reconnection); -ECANCELED when the destination is shutting down.
  */
-static int wait_last_pages(struct dest *d, bool units_known)
+static int wait_last_pages(struct dest *d)
 {
 	uint64_t deadline = hm_now_ns() + (uint64_t)DEST_POSTCOPY_IO_TIMEOUT_MS * NSEC_PER_MSEC;
 
@@ -289,7 +301,6 @@ static int wait_last_pages(struct dest *d, bool units_known)
 			return dest_fail(
 			    d, -ETIMEDOUT,
 			    "post-copy: pages still missing after the source finished");
-		send_progress(d, units_known);
 		poll(NULL, 0, 2);
 	}
 	return 0;
@@ -308,10 +319,9 @@ int dest_postcopy_run(struct dest *d)
 			units0 = devwin_units(&d->vm->dw);
 			t0 = hm_now_ns();
 		}
-		send_progress(d, t0 != 0);
 		err = dest_recv(d, &h);
 		if (!err && h.type == PROTO_DONE)
-			err = wait_last_pages(d, t0 != 0);
+			err = wait_last_pages(d);
 		if (!err && h.type == PROTO_DONE)
 			break;
 		if (err && link_error_transient(err)) {
