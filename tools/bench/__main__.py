@@ -8,7 +8,8 @@
 
 Sets (SETS, default all five):
   vmm       the VMM: guest write rate against a host thread, the I/O device,
-            time to the first progress report (set_vmm.py)
+            time to the first progress report (set_vmm.py), what the eBPF
+            probe costs the guest (probe_cost.py)
   mig       pre-copy over the two-namespace test network: link x RAM x workload
   postcopy  post-copy and hybrid against the post-copy issue's targets, with
             the local userfaultfd floor (tools/bench_uffd)
@@ -81,6 +82,8 @@ def list_matrix(s):
               (s.str("VMM_WSS"), s.str("VMM_MEM"), s.str("REPS")))
         print("vmm       I/O device at %s MB/s; first progress of a %s guest" %
               (", ".join(s.words("VMM_IO")), s.str("VMM_FIRST_MEM")))
+        print("vmm       probe cost: random writer wss=%s in %s, %s rounds of none/harvest/bpf" %
+              (s.str("VMM_PROBE_WSS"), s.str("VMM_PROBE_MEM"), s.str("REPS")))
     mx = cells.matrix(s, s.sets)
     for c in mx:
         print(cells.describe(c))

@@ -6,13 +6,24 @@ reads the record files and writes markdown.
 """
 import os
 
+import probe_cost
 import regret
 import timeline
 from tables import f, md
 
-PROBE_COST = ("not measured by this set: no run here migrates with the eBPF probe off (migrate has "
-              "no switch for it), and no other set measures guest work with and without the probe "
-              "(tools/bench-dirty.sh measures dirty tracking, not the probe)")
+
+
+def probe_figures(probe):
+    """The vmm set's probe part, when this run has it: (value, verdict, sentence)."""
+    sm = probe_cost.summary(probe or {})
+    pct = sm["probe_cost_pct"]
+    if pct is None:
+        why = (probe or {}).get("error") or "the vmm set did not run with this one (SETS=\"vmm policy\")"
+        return "not measured", "-", "not measured: " + why
+    return ("%.1f %%" % pct, _verdict(pct < 3.0),
+            "%.1f %% of the guest's rate, the vmm set's probe part (an unthrottled random writer, "
+            "`trace` against `trace --no-bpf` in one VM; measuring at all: %s %%)"
+            % (pct, f(sm["measuring_cost_pct"], "%.1f")))
 
 
 def ticks_loader(out):
@@ -96,7 +107,7 @@ def _cells(keys):
     return "; ".join("%s %s" % tuple(k) for k in keys)
 
 
-def summary_table(sm):
+def summary_table(sm, probe=None):
     a, k, t, v = sm["auto"], sm["kubevirt"], sm["targets"], sm["auto_vs_kubevirt"]
     pt, pd, pp = sm["prediction_total"], sm["prediction_downtime"], sm["precopy_prediction"]
     fails = sm["failed_choices"]
@@ -113,7 +124,7 @@ def summary_table(sm):
         ["prediction error, total time (median abs)", _runs(pt), "<= 7 %", _verdict(t["prediction_total_7pct"])],
         ["prediction error, downtime (median abs)", _runs(pd), "<= 7 %", _verdict(t["prediction_downtime_7pct"])],
         ["pre-copy predicted_downtime_ms error (median abs)", _runs(pp), "-", "-"],
-        ["probe cost", "not measured by this set", "-", "-"],
+        ["probe cost (vmm set)", probe_figures(probe)[0], "< 3 %", probe_figures(probe)[1]],
     ]
     if sm["not_scored"]:
         rows.append(["cells not scored (no fixed mode ok)", "%d: %s" % (len(sm["not_scored"]),
@@ -133,7 +144,7 @@ def prediction_table(preds, pre):
     return md(head, body) if body else ["No auto run moved the VM: no prediction to check."]
 
 
-def section(out, rows):
+def section(out, rows, probe=None):
     """(markdown lines, the analysis for results.json)."""
     a = regret.analyse(rows, ticks_loader(out))
     lines = cell_table(a["cells"])
@@ -148,8 +159,8 @@ def section(out, rows):
               "downtime, and the switch time plus the time it needed after its own switch. auto vs "
               "KubeVirt: same when the regrets are within 10 points or both failed." % (a["max_slowdown"] * 100),
               "", "Against the issue's targets:", ""]
-    lines += summary_table(a["summary"])
-    lines += ["", "- probe cost: " + PROBE_COST + ".",
+    lines += summary_table(a["summary"], probe)
+    lines += ["", "- probe cost: " + probe_figures(probe)[2] + ".",
               "", "The model's first decision, for the mode that ran, against what happened "
               "(error = (predicted - measured) / measured):", ""]
     lines += prediction_table(a["predictions"], a["precopy_predictions"])

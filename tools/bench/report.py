@@ -194,7 +194,7 @@ def build(out, with_plots=True):
         elif rs:
             lines += ["", "## " + SET_TITLES[st], "", SET_TEXT[st], ""]
             if st == "policy":
-                body, analysis = policy_report.section(out, rs)
+                body, analysis = policy_report.section(out, rs, (res.get("vmm") or {}).get("probe"))
                 lines += body
             else:
                 lines += {"mig": lambda: tables.mig(rs), "wan": lambda: tables.wan(rs),

@@ -9,7 +9,8 @@
     (window t=1..4 s; QUICK: 1..3);
  3. time from starting `hybridmig run` to the first guest progress report of a
     VMM_FIRST_MEM guest: first_progress_ms from its summary, and the wall clock
-    seen from outside (the control socket polled until work_units > 0).
+    seen from outside (the control socket polled until work_units > 0);
+ 4. what the eBPF probe and dirty tracking cost the guest (probe_cost.py).
 Each figure is the median of REPS runs; every VM runs with --seconds 20 as a
 bound besides the stop, and is reaped.
 """
@@ -20,6 +21,7 @@ import statistics
 import subprocess
 import time
 
+import probe_cost
 import procs
 from settings import size_bytes
 
@@ -30,13 +32,13 @@ def _med(xs):
 
 
 class _Vm:
-    def __init__(self, s, tmp, name, args):
+    def __init__(self, s, tmp, name, args, seconds=20):
         self.sock = os.path.join(tmp, name + ".sock")
         self.out, self.log = os.path.join(tmp, name + ".json"), os.path.join(tmp, name + ".log")
         for f in (self.sock, self.out):
             if os.path.exists(f):
                 os.unlink(f)
-        self.p = procs.spawn([s.hm, "run", "--control", self.sock, "--json", "--seconds", "20"]
+        self.p = procs.spawn([s.hm, "run", "--control", self.sock, "--json", "--seconds", str(seconds)]
                              + args, self.log, out=self.out)
 
     def up(self):
@@ -137,11 +139,13 @@ def first_progress(s, tmp):
 
 
 def run(s, tmp):
-    """The three parts; a part that fails keeps its error and the others still run."""
+    """The four parts; a part that fails keeps its error and the others still run."""
     if not os.access(s.tool("bench_hostwrite"), os.X_OK):
         raise SystemExit("bench: %s missing (make bench builds it)" % s.tool("bench_hostwrite"))
     res = {}
-    for name, fn in (("write", write_rate), ("io", io_rates), ("first", first_progress)):
+    parts = (("write", write_rate), ("io", io_rates), ("first", first_progress),
+             ("probe", lambda s, tmp: probe_cost.measure(s, _Vm, tmp)))
+    for name, fn in parts:
         print("bench: vmm: %s" % name, flush=True)
         try:
             res[name] = fn(s, tmp)

@@ -1,6 +1,7 @@
 """The per-set tables of report.md (markdown), from the rows of results.json
 (each already derived: derive.derive)."""
 import derive
+import probe_cost
 import prom
 
 
@@ -82,6 +83,27 @@ def vmm(v):
                        fp["mem"], f(fp["first_progress_ms"], "%.3f"), f(fp["wall_ms"], "%.1f"),
                        f(fp["last_poll_ms"], "%.2f"),
                        ", ".join(f(x["wall_ms"], "%.1f") for x in fp["runs"])))
+    return out + _probe(v.get("probe") or {})
+
+
+def _probe(p):
+    """The probe part: guest rate with nothing, the harvest and the eBPF probe measuring."""
+    if "error" in p:
+        return ["| probe cost | failed: %s | |" % p["error"]]
+    if not p:
+        return []
+    sm = probe_cost.summary(p)
+    med, runs = sm["median_units_per_s"], p["units_per_s"]
+    out = ["| guest units/s (%s in %s; %d rounds, t=%g..%g s of each trace), %s | %s | %s |" % (
+        p["spec"], p["mem"], p["rounds"], p["window_s"][0], p["window_s"][1], k, f(med.get(k), "%.0f"),
+        ", ".join(f(x, "%.0f") for x in runs.get(k, []))) for k in ("none", "harvest", "bpf")]
+    out.append("| the eBPF probe's cost to the guest (bpf against harvest; target < 3 %%) | %s %% | "
+               "verify: %s |" % (f(sm["probe_cost_pct"], "%.1f"), p.get("verify")))
+    out.append("| measuring's whole cost (bpf against nothing), of which dirty tracking (harvest "
+               "against nothing) | %s %%, %s %% | |" % (f(sm["measuring_cost_pct"], "%.1f"),
+                                                        f(sm["harvest_cost_pct"], "%.1f")))
+    for name, ns in sorted((p.get("bpf_ns_per_event") or {}).items()):
+        out.append("| %s, run time per event (kernel BPF statistics) | %s ns | |" % (name, f(ns, "%.0f")))
     return out
 
 
