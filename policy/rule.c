@@ -98,55 +98,66 @@ static void brief(const struct policy_prediction *p, char *b, size_t n)
 			 p->fails[0] ? "; " : "", p->fails);
 }
 
-void policy_decide(struct policy_state *st, const struct policy_input *in, int requested,
-		   struct policy_decision *d)
+/*
+ * What this decision sees: the bandwidth folded in, the curve grown by the
+ * round's own point (distinct pages per round time) and merged with the
+ * probe's, and each mode's prediction from there.
+ */
+static void learn(struct policy_state *st, const struct policy_input *in, struct policy_decision *d)
 {
-	const struct policy_limits *l = &st->lim;
-	bool start = in->round == 0 && in->bytes_sent == 0;
-	/* requested pre-copy only stops or gives up (policy.h) */
-	bool may_postcopy = l->allow_postcopy && requested != POLICY_PRECOPY;
-	smooth(st, in);
 	struct policy_curve wss;
-	int best = -1;
-	char b1[160], b2[160];
-	double bw;
 
+	smooth(st, in);
 	memset(d, 0, sizeof(*d));
 	d->t_s = in->t_s;
 	d->round = in->round;
 	st->decisions++;
-	/* the curve: the probe's points and each round's own (distinct pages per round time) */
 	if (in->round_s > 0 && in->round_dirtied)
 		policy_curve_add(&st->seen, in->round_s, (double)in->round_dirtied);
 	wss = st->seen;
 	policy_curve_merge(&wss, &in->wss);
 	st->seen = wss;
-	bw = effective_bw(st);
-	d->bandwidth = bw;
+	d->bandwidth = effective_bw(st);
 	for (int m = 0; m < POLICY_NMODES; m++)
-		policy_predict(l, in, &wss, bw, (enum policy_mode)m, &d->pred[m]);
+		policy_predict(&st->lim, in, &wss, d->bandwidth, (enum policy_mode)m, &d->pred[m]);
+}
+
+static void set(struct policy_decision *d, enum policy_action a, enum policy_mode m)
+{
+	d->action = a;
+	d->choice = m;
+}
+
+/* Decisions that need no comparison of the modes; true when one was made. */
+static bool forced(const struct policy_limits *l, const struct policy_input *in, int requested,
+		   bool may_postcopy, struct policy_decision *d)
+{
+	bool start = in->round == 0 && in->bytes_sent == 0;
 
 	if (requested == POLICY_POSTCOPY) {
-		d->action = POLICY_SWITCH_POSTCOPY;
-		d->choice = POLICY_POSTCOPY;
-		say(d, "post-copy was requested%s%s", "", "");
-		return;
+		set(d, POLICY_SWITCH_POSTCOPY, POLICY_POSTCOPY);
+		say(d, "post-copy was requested");
+	} else if (!(d->bandwidth > 0)) {
+		set(d, POLICY_CONTINUE, POLICY_PRECOPY);
+		say(d, "pre-copy while the link and the guest are measured (no bandwidth yet)");
+	} else if (l->max_total_s > 0 && in->elapsed_s >= l->max_total_s) {
+		set(d, may_postcopy && !start ? POLICY_SWITCH_POSTCOPY : POLICY_GIVE_UP,
+		    POLICY_POSTCOPY);
+		say(d, "the total time limit (%.0f s) is reached%s", l->max_total_s,
+		    d->action == POLICY_GIVE_UP ? " and post-copy is not allowed" : "");
+	} else {
+		return false;
 	}
-	if (!(bw > 0)) {
-		d->action = POLICY_CONTINUE;
-		d->choice = POLICY_PRECOPY;
-		say(d, "pre-copy while the link and the guest are measured (no bandwidth yet)%s%s",
-		    "", "");
-		return;
-	}
-	if (l->max_total_s > 0 && in->elapsed_s >= l->max_total_s) {
-		d->choice = POLICY_POSTCOPY;
-		d->action = may_postcopy && !start ? POLICY_SWITCH_POSTCOPY : POLICY_GIVE_UP;
-		snprintf(d->reason, sizeof(d->reason), "the total time limit (%.0f s) is reached%s",
-			 l->max_total_s,
-			 d->action == POLICY_GIVE_UP ? " and post-copy is not allowed" : "");
-		return;
-	}
+	return true;
+}
+
+/* The best mode that meets every limit and may be chosen now, or -1. */
+static int best_mode(const struct policy_state *st, const struct policy_input *in, int requested,
+		     bool may_postcopy, const struct policy_decision *d)
+{
+	bool start = in->round == 0 && in->bytes_sent == 0;
+	int best = -1;
+
 	for (int m = 0; m < POLICY_NMODES; m++) {
 		const struct policy_prediction *p = &d->pred[m];
 
@@ -157,78 +168,101 @@ void policy_decide(struct policy_state *st, const struct policy_input *in, int r
 			continue;
 		if (m != POLICY_PRECOPY && st->blip_wait && !start)
 			continue;
-		if (best < 0 ||
-		    better(l, p, (enum policy_mode)m, &d->pred[best], (enum policy_mode)best))
+		if (best < 0 || better(&st->lim, p, (enum policy_mode)m, &d->pred[best],
+				       (enum policy_mode)best))
 			best = m;
 	}
-	if (best >= 0) {
-		const struct policy_prediction *p = &d->pred[best];
+	return best;
+}
 
-		d->choice = (enum policy_mode)best;
-		if (best == POLICY_POSTCOPY)
-			d->action = POLICY_SWITCH_POSTCOPY;
-		else if (best == POLICY_PRECOPY && p->rounds == in->round && !start)
-			d->action = POLICY_STOP_AND_COPY;
-		else
-			d->action = POLICY_CONTINUE;
-		brief(p, b1, sizeof(b1));
-		if (best == POLICY_PRECOPY) {
-			brief(&d->pred[POLICY_POSTCOPY], b2, sizeof(b2));
-			say(d,
-			    d->action == POLICY_STOP_AND_COPY
-				? "pre-copy's rest fits now and another round would not cut the "
-				  "pause: %s (post-copy: %s)"
-				: "pre-copy converges: %s (post-copy: %s)",
-			    b1, b2);
-		} else if (best == POLICY_POSTCOPY) {
-			brief(&d->pred[POLICY_PRECOPY], b2, sizeof(b2));
-			say(d, "post-copy now is the cheapest safe end: %s (pre-copy: %s)", b1, b2);
-		} else {
-			brief(&d->pred[POLICY_POSTCOPY], b2, sizeof(b2));
-			snprintf(d->reason, sizeof(d->reason),
-				 "hybrid: pre-copy for %u more round(s), then post-copy: %s "
-				 "(post-copy now: %s)",
-				 p->rounds - in->round, b1, b2);
-		}
-		return;
-	}
-	/* nothing meets every limit */
-	brief(&d->pred[POLICY_PRECOPY], b1, sizeof(b1));
-	brief(&d->pred[POLICY_POSTCOPY], b2, sizeof(b2));
-	if (d->pred[POLICY_PRECOPY].completes && d->pred[POLICY_PRECOPY].rounds > in->round) {
+/* The action for @best (which meets every limit), and why. */
+static void take_best(const struct policy_input *in, int best, struct policy_decision *d)
+{
+	const struct policy_prediction *p = &d->pred[best];
+	bool start = in->round == 0 && in->bytes_sent == 0;
+	char b1[160], b2[160];
+
+	d->choice = (enum policy_mode)best;
+	if (best == POLICY_POSTCOPY)
+		d->action = POLICY_SWITCH_POSTCOPY;
+	else if (best == POLICY_PRECOPY && p->rounds == in->round && !start)
+		d->action = POLICY_STOP_AND_COPY;
+	else
 		d->action = POLICY_CONTINUE;
-		d->choice = POLICY_PRECOPY;
+	brief(p, b1, sizeof(b1));
+	brief(&d->pred[best == POLICY_POSTCOPY ? POLICY_PRECOPY : POLICY_POSTCOPY], b2, sizeof(b2));
+	if (d->action == POLICY_STOP_AND_COPY)
+		say(d,
+		    "pre-copy's rest fits now and another round would not cut the pause: %s "
+		    "(post-copy: %s)",
+		    b1, b2);
+	else if (best == POLICY_PRECOPY)
+		say(d, "pre-copy converges: %s (post-copy: %s)", b1, b2);
+	else if (best == POLICY_POSTCOPY)
+		say(d, "post-copy now is the cheapest safe end: %s (pre-copy: %s)", b1, b2);
+	else
+		say(d,
+		    "hybrid: pre-copy for %u more round(s), then post-copy: %s (post-copy now: "
+		    "%s)",
+		    p->rounds - in->round, b1, b2);
+}
+
+/* No mode meets every limit: the least bad way on. */
+static void no_mode_fits(const struct policy_state *st, const struct policy_input *in,
+			 int requested, bool may_postcopy, struct policy_decision *d)
+{
+	const struct policy_prediction *pre = &d->pred[POLICY_PRECOPY];
+	bool start = in->round == 0 && in->bytes_sent == 0;
+	char b1[160], b2[160];
+
+	brief(pre, b1, sizeof(b1));
+	brief(&d->pred[POLICY_POSTCOPY], b2, sizeof(b2));
+	if (pre->completes && pre->rounds > in->round) {
+		set(d, POLICY_CONTINUE, POLICY_PRECOPY);
 		say(d,
 		    "no mode meets every limit; pre-copy still shrinks the rest: %s (post-copy: "
 		    "%s)",
 		    b1, b2);
 	} else if (st->blip_wait && may_postcopy && !start) {
-		d->action = POLICY_CONTINUE;
-		d->choice = POLICY_POSTCOPY;
+		set(d, POLICY_CONTINUE, POLICY_POSTCOPY);
 		say(d,
 		    "the bandwidth just dropped: no switch into a blip; pre-copy meanwhile "
 		    "(%s; post-copy: %s)",
 		    b1, b2);
 	} else if (may_postcopy && !(requested == POLICY_HYBRID && start)) {
-		d->action = POLICY_SWITCH_POSTCOPY;
-		d->choice = POLICY_POSTCOPY;
+		set(d, POLICY_SWITCH_POSTCOPY, POLICY_POSTCOPY);
 		say(d,
 		    "no mode meets every limit; post-copy is the end that completes: %s "
 		    "(pre-copy: %s)",
 		    b2, b1);
-	} else if (in->round < l->max_rounds) {
-		d->action = POLICY_CONTINUE;
-		d->choice = POLICY_PRECOPY;
+	} else if (in->round < st->lim.max_rounds) {
+		set(d, POLICY_CONTINUE, POLICY_PRECOPY);
 		say(d,
 		    "no mode meets every limit and post-copy is not allowed: pre-copy goes on "
 		    "until max_rounds or max_total_s: %s (post-copy: %s)",
 		    b1, b2);
 	} else {
-		d->action = POLICY_GIVE_UP;
-		d->choice = POLICY_PRECOPY;
+		set(d, POLICY_GIVE_UP, POLICY_PRECOPY);
 		say(d,
 		    "pre-copy used its rounds without meeting the limits and post-copy is not "
-		    "allowed: %s%s",
-		    b1, "");
+		    "allowed: %s",
+		    b1);
 	}
+}
+
+void policy_decide(struct policy_state *st, const struct policy_input *in, int requested,
+		   struct policy_decision *d)
+{
+	/* requested pre-copy only stops or gives up (policy.h) */
+	bool may_postcopy = st->lim.allow_postcopy && requested != POLICY_PRECOPY;
+	int best;
+
+	learn(st, in, d);
+	if (forced(&st->lim, in, requested, may_postcopy, d))
+		return;
+	best = best_mode(st, in, requested, may_postcopy, d);
+	if (best >= 0)
+		take_best(in, best, d);
+	else
+		no_mode_fits(st, in, requested, may_postcopy, d);
 }
