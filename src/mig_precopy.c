@@ -134,15 +134,11 @@ static int follow(struct mig *m, enum policy_action a)
 	return 2;
 }
 
-int mig_precopy_run(struct mig *m)
+/* Dirty tracking on, then every resident page queued for the first pass. */
+static int first_pass_queue(struct mig *m)
 {
-	uint64_t checkpoint = (uint64_t)(m->p.policy.checkpoint_s * 1e9);
-	int err;
+	int err = dirty_start(&m->dirty, m->vm);
 
-	if (m->p.mode == MIG_POSTCOPY)
-		return 1;
-	mig_set_phase(m, "precopy");
-	err = dirty_start(&m->dirty, m->vm);
 	if (err)
 		return mig_fail(m, err, "cannot start dirty logging: %s", strerror(-err));
 	bitmap_drain_into(&m->todo, &m->vm->dev_dirty);
@@ -150,58 +146,79 @@ int mig_precopy_run(struct mig *m)
 	if (err)
 		return mig_fail(m, err, "mincore failed: %s", strerror(-err));
 	m->s.remaining = m->resident = bitmap_count(&m->todo);
+	return 0;
+}
+
+/*
+ * When the next round must end (0: when its queue is sent): the policy
+ * decides at least every checkpoint, even inside the first pass, and a
+ * round ends at --timeout: giving up (or, in hybrid, switching) must not
+ * wait for the end of a long pass (seen: --timeout 4 gave up after 12.8 s).
+ */
+static uint64_t round_deadline(const struct mig *m)
+{
+	uint64_t checkpoint = (uint64_t)(m->p.policy.checkpoint_s * 1e9);
+	uint64_t until = m->use_policy && checkpoint ? hm_now_ns() + checkpoint : 0;
+
+	if (m->p.timeout_ns) {
+		uint64_t end = max_t(uint64_t, m->s.start_ns + m->p.timeout_ns, hm_now_ns());
+
+		until = until ? min_t(uint64_t, until, end) : end;
+	}
+	return until;
+}
+
+/* After a round, without the policy: as follow() returns. */
+static int fixed_rule(struct mig *m)
+{
+	bool late = m->p.timeout_ns && hm_now_ns() - m->s.start_ns > m->p.timeout_ns;
+
+	if (m->s.predicted_downtime_ns <= m->p.downtime_limit_ns)
+		return 0;
+	/* hybrid with a forced switch point: the timeout switches early */
+	if (late && m->p.mode == MIG_HYBRID)
+		return 1;
+	if (late)
+		/* ETIME, not ETIMEDOUT: the link is fine, the guest is too busy */
+		return mig_fail(m, -ETIME,
+				"pre-copy did not converge within %llu s (dirty rate %.0f pages/s, "
+				"bandwidth %.1f Mbit/s); the VM keeps running here",
+				(unsigned long long)(m->p.timeout_ns / NSEC_PER_SEC),
+				m->s.dirty_rate, m->s.bandwidth * 8 / 1e6);
+	return 2;
+}
+
+/* After a round: as follow() returns. */
+static int after_round(struct mig *m)
+{
+	/* the decision below uses what set-bandwidth / set-downtime asked for */
+	mig_apply_limits(m);
+	/* the operator asked for post-copy now */
+	if (__atomic_load_n(&m->postcopy_now, __ATOMIC_ACQUIRE))
+		return 1;
+	/* a forced switch point wins over convergence */
+	if (m->p.mode == MIG_HYBRID && m->p.postcopy_after_rounds &&
+	    m->s.rounds >= m->p.postcopy_after_rounds)
+		return 1;
+	return m->use_policy ? follow(m, mig_policy_decide(m)) : fixed_rule(m);
+}
+
+int mig_precopy_run(struct mig *m)
+{
+	int err;
+
+	if (m->p.mode == MIG_POSTCOPY)
+		return 1;
+	mig_set_phase(m, "precopy");
+	err = first_pass_queue(m);
+	if (err)
+		return err;
 	mig_policy_link_up(m);
-	if (m->use_policy) {
-		err = follow(m, mig_policy_decide(m));
-		if (err != 2)
-			return err;
+	err = m->use_policy ? follow(m, mig_policy_decide(m)) : 2;
+	while (err == 2) {
+		err = round_once(m, round_deadline(m));
+		if (!err)
+			err = after_round(m);
 	}
-	for (;;) {
-		/* the policy decides at least every checkpoint, even inside the first pass */
-		uint64_t until = m->use_policy && checkpoint ? hm_now_ns() + checkpoint : 0;
-
-		/*
-		 * and a round ends at --timeout: giving up (or, in hybrid, switching)
-		 * must not wait for the end of a long pass (seen: --timeout 4 gave up
-		 * after 12.8 s)
-		 */
-		if (m->p.timeout_ns) {
-			uint64_t end =
-			    max_t(uint64_t, m->s.start_ns + m->p.timeout_ns, hm_now_ns());
-
-			until = until ? min_t(uint64_t, until, end) : end;
-		}
-		err = round_once(m, until);
-		if (err)
-			return err;
-		/* the decision below uses what set-bandwidth / set-downtime asked for */
-		mig_apply_limits(m);
-		/* the operator asked for post-copy now */
-		if (__atomic_load_n(&m->postcopy_now, __ATOMIC_ACQUIRE))
-			return 1;
-		/* a forced switch point wins over convergence */
-		if (m->p.mode == MIG_HYBRID && m->p.postcopy_after_rounds &&
-		    m->s.rounds >= m->p.postcopy_after_rounds)
-			return 1;
-		if (m->use_policy) {
-			err = follow(m, mig_policy_decide(m));
-			if (err != 2)
-				return err;
-			continue;
-		}
-		if (m->s.predicted_downtime_ns <= m->p.downtime_limit_ns)
-			return 0;
-		/* hybrid with a forced switch point: the timeout switches early */
-		if (m->p.mode == MIG_HYBRID && m->p.timeout_ns &&
-		    hm_now_ns() - m->s.start_ns > m->p.timeout_ns)
-			return 1;
-		if (m->p.timeout_ns && hm_now_ns() - m->s.start_ns > m->p.timeout_ns)
-			/* ETIME, not ETIMEDOUT: the link is fine, the guest is too busy */
-			return mig_fail(
-			    m, -ETIME,
-			    "pre-copy did not converge within %llu s (dirty rate %.0f pages/s, "
-			    "bandwidth %.1f Mbit/s); the VM keeps running here",
-			    (unsigned long long)(m->p.timeout_ns / NSEC_PER_SEC), m->s.dirty_rate,
-			    m->s.bandwidth * 8 / 1e6);
-	}
+	return err;
 }
