@@ -150,7 +150,7 @@ static int receive(struct dest *d, uint32_t *switch_flags, uint64_t *state_at)
 			break;
 		case PROTO_ROUND:
 			err = proto_round_decode(d->rx, (size_t)h.len, &r, &why);
-			d->st.rounds = r.round + 1;
+			d->st.rounds = r.round; /* as the source counts them */
 			break;
 		case PROTO_VMSTATE:
 			if (d->state_len)

@@ -178,7 +178,7 @@ struct proto_error {
 #define PROTO_ERROR_SIZE (8 + PROTO_MSG_MAX)
 
 struct proto_round {
-	uint32_t round;
+	uint32_t round;	     /* rounds completed, this one included: 1 after the first pass */
 	uint64_t pages;	     /* pages this round */
 	uint64_t dirty_rate; /* pages/s seen */
 };

@@ -70,9 +70,14 @@ start_bg() {
 
 # wait_listen FILE: until the incoming whose stderr is FILE says it listens (at most 10 s)
 wait_listen() {
+	wait_line "waiting for a VM" "$1"
+}
+
+# wait_line PATTERN FILE: until FILE has a line matching PATTERN (at most 10 s)
+wait_line() {
 	_i=0
 	while [ $_i -lt 100 ]; do
-		grep -q "waiting for a VM" "$1" 2>/dev/null && return 0
+		grep -q "$1" "$2" 2>/dev/null && return 0
 		sleep 0.1
 		_i=$((_i + 1))
 	done

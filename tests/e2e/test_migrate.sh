@@ -22,6 +22,13 @@ migrate_ok() {
 	check "$n: migrate exits 0" [ $rc -eq 0 ]
 	check "$n: report says done" [ "$(json_get phase <"$T/$n.final")" = done ]
 	check "$n: downtime reported" [ "$(json_get downtime_ms <"$T/$n.final")" != 0.000 ]
+	# one count of rounds: the report's, the progress lines' and the destination's
+	r=$(json_get rounds <"$T/$n.final")
+	check "$n: progress lines never pass the report's $r rounds" python3 -c '
+import json, sys
+rs = [json.loads(l).get("round") for l in open(sys.argv[1]) if l.startswith("{")]
+sys.exit(0 if rs and all(x is None or x <= int(sys.argv[2]) for x in rs) else 1)' "$T/$n.mig" "$r"
+	check "$n: the destination counts $r rounds too" wait_line "received, $r rounds" "$T/${n}_dst.err"
 	wait_sock "$T/$n.d.sock" || bad "$n: destination control socket did not come up"
 	u1=$("$HM" status --control "$T/$n.d.sock" --json | json_get work_units)
 	v=$("$HM" verify --control "$T/$n.d.sock" --json | json_get verify)
