@@ -118,6 +118,29 @@ static int on_head(struct sim *s, const struct json_field *f, size_t n, char *wh
 	return 0;
 }
 
+/*
+ * {"type":"limits",...}: an operator changed them during the migration
+ * (set-bandwidth, set-downtime); later decisions were taken under them.
+ * A --policy file replaces the recording's limits, and its changes too.
+ */
+static int on_limits(struct sim *s, const struct json_field *f, size_t n, char *why, size_t len)
+{
+	if (!s->have_head) {
+		snprintf(why, len, "limits before the recording's head line");
+		return -EINVAL;
+	}
+	if (s->o.policy)
+		return 0;
+	if (policy_record_read_limits(f, n, &s->lim)) {
+		snprintf(why, len, "the recording's new limits are out of range");
+		return -EINVAL;
+	}
+	if (s->o.bandwidth)
+		s->lim.bandwidth_cap = (double)s->o.bandwidth;
+	s->st.lim = s->lim;
+	return 0;
+}
+
 static int on_input(struct sim *s, const struct json_field *f, size_t n, char *why, size_t len)
 {
 	struct policy_input in;
@@ -217,6 +240,8 @@ static int one_line(struct sim *s, char *line, char *why, size_t len)
 		return on_head(s, f, (size_t)n, why, len);
 	if (!strcmp(type->str, "input"))
 		return on_input(s, f, (size_t)n, why, len);
+	if (!strcmp(type->str, "limits"))
+		return on_limits(s, f, (size_t)n, why, len);
 	if (!strcmp(type->str, "decision"))
 		return on_decision(s, f, (size_t)n, why, len);
 	if (!strcmp(type->str, "vm"))

@@ -203,7 +203,7 @@ void mig_apply_limits(struct mig *m)
 		m->p.policy.max_downtime_s = (double)m->p.downtime_limit_ns / 1e9;
 		hm_info("downtime limit now %.1f ms", (double)m->p.downtime_limit_ns / 1e6);
 	}
-	mig_policy_set_limits(m);
+	mig_policy_new_limits(m);
 	pthread_mutex_lock(&m->lock);
 	m->s.bandwidth_limit = m->p.bandwidth;
 	m->s.downtime_limit_ns = m->p.downtime_limit_ns;

@@ -77,6 +77,18 @@ void mig_policy_set_limits(struct mig *m)
 	m->pol.lim.max_downtime_s = m->p.policy.max_downtime_s;
 }
 
+static void fill_limits(struct json_out *j, const void *arg)
+{
+	policy_record_limits(j, arg);
+}
+
+void mig_policy_new_limits(struct mig *m)
+{
+	mig_policy_set_limits(m);
+	/* a replay must decide under the limits this migration decided under */
+	mig_record_line(m, fill_limits, "limits", &m->pol.lim);
+}
+
 int mig_policy_init(struct mig *m)
 {
 	m->use_policy =

@@ -125,8 +125,13 @@ int mig_send_queued_until(struct mig *m, bool can_cancel, uint64_t until_ns) __m
 /* ---- mig_policy.c ---- */
 /* Set the policy up (limits, recording); 0 or -errno with the reason recorded. */
 int mig_policy_init(struct mig *m) __must_check;
-/* The policy's limits again from m->p, after an operator changed them. */
+/* The policy's limits again from m->p (mig_policy_init). */
 void mig_policy_set_limits(struct mig *m);
+/*
+ * The same after an operator changed them (set-bandwidth, set-downtime),
+ * and a {"type":"limits",...} line in the recording. Session thread.
+ */
+void mig_policy_new_limits(struct mig *m);
 /* One decision from what the migration knows now; logs and records it. */
 enum policy_action mig_policy_decide(struct mig *m);
 /* One line of the recording: {"type":@type, what @fill writes}; stops recording on failure. */

@@ -6,6 +6,7 @@
  *   {"type":"policy","version":1,"requested_mode":"auto",<limits>}
  *   {"type":"input",<struct policy_input>}      before each decision
  *   {"type":"decision",<struct policy_decision>} right after it
+ *   {"type":"limits",<limits>}                   when an operator changes them
  *   {"type":"vm",...} and {"type":"sample",...}  from `trace --record`
  *
  * Numbers are written with 17 significant digits, so a replay feeds the

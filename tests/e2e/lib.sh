@@ -84,6 +84,17 @@ wait_line() {
 	return 1
 }
 
+# job_until SOCK KEY VALUE: until `job` shows KEY = VALUE (at most 10 s)
+job_until() {
+	_i=0
+	while [ $_i -lt 100 ]; do
+		[ "$("$HM" job --control "$1" --json 2>/dev/null | json_get "$2")" = "$3" ] && return 0
+		sleep 0.1
+		_i=$((_i + 1))
+	done
+	return 1
+}
+
 # wait_exit PID SECONDS: wait for a process to end, at most SECONDS; then kill it.
 # Returns its exit status, or 124 if it had to be killed.
 wait_exit() {

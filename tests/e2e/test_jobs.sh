@@ -21,17 +21,6 @@ metric() {
 	awk -v n="$2" '$1 == n { print $2 }' "$1"
 }
 
-# job_until SOCK KEY VALUE: until `job` shows KEY = VALUE (at most 10 s)
-job_until() {
-	_i=0
-	while [ $_i -lt 100 ]; do
-		[ "$("$HM" job --control "$1" --json 2>/dev/null | json_get "$2")" = "$3" ] && return 0
-		sleep 0.1
-		_i=$((_i + 1))
-	done
-	return 1
-}
-
 # --- no migration: job says none, set-* are refused ----------------------------
 start_bg idle run --mem 128M --guest idle --control "$T/idle.sock"
 wait_sock "$T/idle.sock" || bad "idle: VM did not come up"

@@ -10,7 +10,8 @@ require_kvm
 require_uffd
 PORT=$((10000 + $$ % 20000)) # below the ephemeral range (32768+)
 
-# auto NAME MIGRATE_ARGS -- RUN_ARGS...: a source, a destination, migrate (no --mode)
+# auto NAME MIGRATE_ARGS -- RUN_ARGS...: a source, a destination, migrate (no --mode);
+# with BG=1, migrate runs in the background (PID_NAME_m) and auto returns at once
 auto() {
 	n=$1
 	shift
@@ -22,6 +23,13 @@ auto() {
 	start_bg "${n}_s" run --control "$T/$n.s.sock" "$@"
 	wait_sock "$T/$n.s.sock" || { bad "$n: source did not come up"; return 1; }
 	sleep 0.7
+	if [ "${BG:-0}" = 1 ]; then
+		"$HM" migrate $TLS_SRC --control "$T/$n.s.sock" --to 127.0.0.1:$PORT --json \
+			--record "$T/$n.rec" $margs >"$T/$n.mig" 2>"$T/$n.mig.err" &
+		PIDS="$PIDS $!"
+		eval "PID_${n}_m=$!"
+		return 0
+	fi
 	"$HM" migrate $TLS_SRC --control "$T/$n.s.sock" --to 127.0.0.1:$PORT --json \
 		--record "$T/$n.rec" $margs >"$T/$n.mig" 2>"$T/$n.mig.err"
 	rc=$?
@@ -86,8 +94,20 @@ check "what-if replay: decisions differ from the recording" \
 check "what-if replay: never a switch" not grep -q '"action":"switch-postcopy"' "$T/whatif"
 
 # --- post-copy not allowed: the policy gives up, the VM stays -----------------------
-auto nopc --bandwidth 40M --timeout 3 --policy "$T/nopc.policy" -- --mem 256M --guest dirtier:wss=64M
+# (in the background: its downtime limit is changed while it runs, and the
+# replay must decide under the new limit from there on, as the migration did)
+BG=1 auto nopc --bandwidth 40M --timeout 5 --policy "$T/nopc.policy" -- --mem 256M --guest dirtier:wss=64M
+check "no post-copy: pre-copy runs" job_until "$T/nopc.s.sock" phase precopy
+"$HM" set-downtime --control "$T/nopc.s.sock" 20 >/dev/null
+check "no post-copy: set-downtime taken up" job_until "$T/nopc.s.sock" downtime_limit_ms 20.0
+wait_exit "$PID_nopc_m" 60
 check "no post-copy: migrate exits 5 (not converged)" [ $? -eq 5 ]
+tail -1 "$T/nopc.mig" >"$T/nopc.final"
+check "no post-copy: the recording holds the new limit" python3 -c '
+import json, sys
+ls = [json.loads(l) for l in open(sys.argv[1])]
+sys.exit(0 if any(l["type"] == "limits" and abs(l["max_downtime_ms"] - 0.02) < 1e-12 for l in ls) else 1)' "$T/nopc.rec"
+replays nopc
 check "no post-copy: the policy gave up" grep -q "policy gives up" "$T/nopc.final"
 check "no post-copy: never switched" [ "$(json_get postcopy <"$T/nopc.final")" != true ]
 check "no post-copy: VM still running on the source" \
