@@ -1,32 +1,26 @@
 // SPDX-License-Identifier: MIT
-/* Unit tests for src/proto.h: round trips and every rejection of the decoder. */
+/*
+ * Unit tests for src/proto.h: the frame header, HELLO, and the small
+ * fixed-size frames (READY, STATUS, REQ, GO, ROUND, STARTED, AFTER,
+ * PROGRESS): round trips and every rejection of the decoder.
+ * VMDESC and ERROR/REFUSE: tests/test_proto_vmdesc.c; PAGES:
+ * tests/test_proto_pages.c.
+ */
 #include "tests/helpers.h"
 
 #include <errno.h>
 #include <string.h>
 #include "src/proto.h"
-
-#define MAX_GFN 1024
+#include "tests/frame_hdr.h"
 
 /* ---- header ---- */
-
-/* Decode a header built from the given fields; *why is reset first. */
-static int hdr_decode(uint32_t type, uint32_t flags, uint64_t len, struct proto_hdr *h,
-		      const char **why)
-{
-	uint8_t buf[PROTO_HDR_SIZE];
-
-	*why = NULL;
-	proto_hdr_encode(buf, type, flags, len);
-	return proto_hdr_decode(buf, h, why);
-}
 
 static void assert_hdr_ok(uint32_t type, uint32_t flags, uint64_t len)
 {
 	struct proto_hdr h;
 	const char *why;
 
-	assert_int_equal(hdr_decode(type, flags, len, &h, &why), 0);
+	assert_int_equal(frame_hdr_decode(type, flags, len, &h, &why), 0);
 	assert_int_equal(h.type, type);
 	assert_int_equal(h.flags, flags);
 	assert_int_equal(h.len, len);
@@ -37,7 +31,7 @@ static void assert_hdr_bad(uint32_t type, uint32_t flags, uint64_t len, const ch
 	struct proto_hdr h;
 	const char *why;
 
-	assert_int_equal(hdr_decode(type, flags, len, &h, &why), -EBADMSG);
+	assert_int_equal(frame_hdr_decode(type, flags, len, &h, &why), -EBADMSG);
 	assert_non_null(why);
 	assert_string_equal(why, want);
 }
@@ -263,196 +257,6 @@ static void test_proto_hello_decode_bad_channel(void **state)
 	assert_string_equal(why, "unknown channel in hello");
 }
 
-/* ---- vmdesc ---- */
-
-static void fill_vmdesc(struct proto_vmdesc *m)
-{
-	memset(m, 0, sizeof(*m));
-	m->mem_bytes = 64ULL << 20;
-	m->nr_vcpus = 4;
-	m->xsave_size = 4096;
-	m->tsc_khz = 2995200;
-	m->resident_bytes = 12ULL << 20;
-	for (int i = 0; i < PROTO_CPUID_WORDS; i++)
-		m->cpuid[i] = 0x01010101u * (uint32_t)(i + 1) | 0x80000000u;
-	strcpy(m->spec, "idle:mem=64M,vcpus=4");
-}
-
-static void test_proto_vmdesc_decode_round_trip(void **state)
-{
-	uint8_t buf[PROTO_VMDESC_SIZE];
-	struct proto_vmdesc in, out;
-	const char *why = NULL;
-
-	fill_vmdesc(&in);
-	memset(&out, 0xa5, sizeof(out));
-	proto_vmdesc_encode(buf, &in);
-	assert_int_equal(proto_vmdesc_decode(buf, sizeof(buf), &out, &why), 0);
-	assert_memory_equal(&in, &out, sizeof(in));
-	assert_null(why);
-}
-
-/* A spec filling the whole field is cut to PROTO_SPEC_MAX - 1 characters. */
-static void test_proto_vmdesc_encode_long_spec(void **state)
-{
-	uint8_t buf[PROTO_VMDESC_SIZE];
-	struct proto_vmdesc in, out;
-	const char *why = NULL;
-
-	fill_vmdesc(&in);
-	memset(in.spec, 'x', sizeof(in.spec)); /* not terminated */
-	proto_vmdesc_encode(buf, &in);
-	assert_int_equal(proto_vmdesc_decode(buf, sizeof(buf), &out, &why), 0);
-	assert_int_equal(strlen(out.spec), PROTO_SPEC_MAX - 1);
-}
-
-static void test_proto_vmdesc_decode_wrong_size(void **state)
-{
-	uint8_t buf[PROTO_VMDESC_SIZE + 1] = { 0 };
-	struct proto_vmdesc in, out;
-	const char *why = NULL;
-
-	fill_vmdesc(&in);
-	proto_vmdesc_encode(buf, &in);
-	assert_int_equal(proto_vmdesc_decode(buf, PROTO_VMDESC_SIZE - 1, &out, &why), -EBADMSG);
-	assert_string_equal(why, "VM description of wrong size");
-	why = NULL;
-	assert_int_equal(proto_vmdesc_decode(buf, PROTO_VMDESC_SIZE + 1, &out, &why), -EBADMSG);
-	assert_string_equal(why, "VM description of wrong size");
-}
-
-static void test_proto_vmdesc_decode_unterminated_spec(void **state)
-{
-	uint8_t buf[PROTO_VMDESC_SIZE];
-	struct proto_vmdesc in, out;
-	const char *why = NULL;
-
-	fill_vmdesc(&in);
-	proto_vmdesc_encode(buf, &in);
-	memset(buf + PROTO_VMDESC_SIZE - PROTO_SPEC_MAX, 'a', PROTO_SPEC_MAX);
-	assert_int_equal(proto_vmdesc_decode(buf, sizeof(buf), &out, &why), -EBADMSG);
-	assert_string_equal(why, "guest spec in VM description is not terminated");
-}
-
-static void assert_vmdesc_bad(const struct proto_vmdesc *in)
-{
-	uint8_t buf[PROTO_VMDESC_SIZE];
-	struct proto_vmdesc out;
-	const char *why = NULL;
-
-	proto_vmdesc_encode(buf, in);
-	assert_int_equal(proto_vmdesc_decode(buf, sizeof(buf), &out, &why), -EBADMSG);
-	assert_non_null(why);
-	assert_string_equal(why, "VM description with impossible memory or vCPU count");
-}
-
-static void test_proto_vmdesc_decode_zero_memory(void **state)
-{
-	struct proto_vmdesc in;
-
-	fill_vmdesc(&in);
-	in.mem_bytes = 0;
-	assert_vmdesc_bad(&in);
-}
-
-static void test_proto_vmdesc_decode_memory_not_page_multiple(void **state)
-{
-	struct proto_vmdesc in;
-
-	fill_vmdesc(&in);
-	in.mem_bytes = (64ULL << 20) + 1;
-	assert_vmdesc_bad(&in);
-	in.mem_bytes = PROTO_PAGE_SIZE - 1;
-	assert_vmdesc_bad(&in);
-	in.mem_bytes = (64ULL << 20) + PROTO_PAGE_SIZE / 2;
-	assert_vmdesc_bad(&in);
-}
-
-static void test_proto_vmdesc_decode_zero_vcpus(void **state)
-{
-	struct proto_vmdesc in;
-
-	fill_vmdesc(&in);
-	in.nr_vcpus = 0;
-	assert_vmdesc_bad(&in);
-}
-
-/* ---- error / refuse ---- */
-
-static void test_proto_error_decode_round_trip(void **state)
-{
-	uint8_t buf[PROTO_ERROR_SIZE];
-	struct proto_error out;
-	const char *why = NULL;
-
-	proto_error_encode(buf, ENOSPC, "not enough memory on the destination: 64 MiB");
-	assert_int_equal(proto_error_decode(buf, sizeof(buf), &out, &why), 0);
-	assert_int_equal(out.code, ENOSPC);
-	assert_string_equal(out.msg, "not enough memory on the destination: 64 MiB");
-
-	proto_error_encode(buf, PROTO_ERRNO_MAX, "");
-	assert_int_equal(proto_error_decode(buf, sizeof(buf), &out, &why), 0);
-	assert_int_equal(out.code, PROTO_ERRNO_MAX);
-	assert_string_equal(out.msg, "");
-	assert_null(why);
-}
-
-/* A message longer than the field is cut to PROTO_MSG_MAX - 1 characters. */
-static void test_proto_error_encode_long_message(void **state)
-{
-	char msg[PROTO_MSG_MAX + 20];
-	uint8_t buf[PROTO_ERROR_SIZE];
-	struct proto_error out;
-	const char *why = NULL;
-
-	memset(msg, 'm', sizeof(msg) - 1);
-	msg[sizeof(msg) - 1] = 0;
-	proto_error_encode(buf, EIO, msg);
-	assert_int_equal(proto_error_decode(buf, sizeof(buf), &out, &why), 0);
-	assert_int_equal(strlen(out.msg), PROTO_MSG_MAX - 1);
-	assert_memory_equal(out.msg, msg, PROTO_MSG_MAX - 1);
-}
-
-static void test_proto_error_decode_wrong_size(void **state)
-{
-	uint8_t buf[PROTO_ERROR_SIZE + 1] = { 0 };
-	struct proto_error out;
-	const char *why = NULL;
-
-	proto_error_encode(buf, EIO, "x");
-	assert_int_equal(proto_error_decode(buf, PROTO_ERROR_SIZE - 1, &out, &why), -EBADMSG);
-	assert_string_equal(why, "error frame of wrong size");
-	why = NULL;
-	assert_int_equal(proto_error_decode(buf, PROTO_ERROR_SIZE + 1, &out, &why), -EBADMSG);
-	assert_string_equal(why, "error frame of wrong size");
-}
-
-static void test_proto_error_decode_unterminated(void **state)
-{
-	uint8_t buf[PROTO_ERROR_SIZE];
-	struct proto_error out;
-	const char *why = NULL;
-
-	proto_error_encode(buf, EIO, "x");
-	memset(buf + 8, 'A', PROTO_MSG_MAX);
-	assert_int_equal(proto_error_decode(buf, sizeof(buf), &out, &why), -EBADMSG);
-	assert_string_equal(why, "error message is not terminated");
-}
-
-static void test_proto_error_decode_sanitizes(void **state)
-{
-	uint8_t buf[PROTO_ERROR_SIZE];
-	struct proto_error out;
-	const char *why = NULL;
-
-	proto_error_encode(buf, EPERM,
-			   "a\x1b[2Jb\nc\td\x7f"
-			   "e\x80\xff~ ");
-	assert_int_equal(proto_error_decode(buf, sizeof(buf), &out, &why), 0);
-	assert_int_equal(out.code, EPERM);
-	assert_string_equal(out.msg, "a?[2Jb?c?d?e??~ ");
-}
-
 /* ---- round, started, after ---- */
 
 /* 0 and codes past the errno range once crashed the source (-(int)code became >= 0) */
@@ -616,265 +420,6 @@ static void test_proto_progress_decode_round_trip(void **state)
 	assert_int_equal(h.type, PROTO_PROGRESS);
 }
 
-/* ---- pages ---- */
-
-static uint8_t pbuf[PROTO_MAX_PAYLOAD + 64];
-
-/*
- * Build a PAGES payload into pbuf: head for @gfns, then @data_len bytes of
- * data (a pattern). Returns the payload length.
- */
-static size_t build_pages(const uint64_t *gfns, uint32_t count, uint32_t flags, uint32_t data_len)
-{
-	size_t head = proto_pages_encode_head(pbuf, gfns, count, flags, data_len);
-
-	assert_int_equal(head, proto_pages_head_size(count));
-	assert_true(head + data_len <= sizeof(pbuf));
-	for (uint32_t i = 0; i < data_len; i++)
-		pbuf[head + i] = (uint8_t)(i * 7 + 1);
-	return head + data_len;
-}
-
-static void assert_pages_bad(size_t len, uint64_t max_gfn, const char *want)
-{
-	struct proto_pages p;
-	const char *why = NULL;
-
-	assert_int_equal(proto_pages_decode(pbuf, len, max_gfn, &p, &why), -EBADMSG);
-	assert_non_null(why);
-	assert_string_equal(why, want);
-}
-
-static void test_proto_pages_decode_round_trip(void **state)
-{
-	const uint64_t gfns[] = { 7, 3 | PROTO_ZERO_PAGE, MAX_GFN - 1, 0 | PROTO_ZERO_PAGE, 100 };
-	const uint32_t count = ARRAY_SIZE(gfns), raw = 3 * PROTO_PAGE_SIZE;
-	struct proto_pages p;
-	const char *why = NULL;
-	size_t len = build_pages(gfns, count, 0, raw);
-
-	assert_int_equal(len, PROTO_PAGES_HDR + 8 * count + raw);
-	assert_int_equal(proto_get_le32(pbuf + 12), raw);
-	assert_int_equal(proto_pages_decode(pbuf, len, MAX_GFN, &p, &why), 0);
-	assert_null(why);
-	assert_int_equal(p.count, count);
-	assert_int_equal(p.flags, 0);
-	assert_int_equal(p.nonzero, 3);
-	assert_int_equal(p.raw_len, raw);
-	assert_int_equal(p.data_len, raw);
-	assert_ptr_equal(p.gfns, pbuf + PROTO_PAGES_HDR);
-	assert_ptr_equal(p.data, pbuf + proto_pages_head_size(count));
-	for (uint32_t i = 0; i < count; i++)
-		assert_int_equal(proto_pages_gfn(&p, i), gfns[i]);
-}
-
-static void test_proto_pages_decode_all_zero(void **state)
-{
-	uint64_t gfns[PROTO_BATCH_MAX];
-	struct proto_pages p;
-	const char *why = NULL;
-	size_t len;
-
-	for (uint32_t i = 0; i < PROTO_BATCH_MAX; i++)
-		gfns[i] = (i * 5) | PROTO_ZERO_PAGE;
-	len = build_pages(gfns, PROTO_BATCH_MAX, 0, 0);
-	assert_int_equal(proto_pages_decode(pbuf, len, MAX_GFN, &p, &why), 0);
-	assert_int_equal(p.count, PROTO_BATCH_MAX);
-	assert_int_equal(p.nonzero, 0);
-	assert_int_equal(p.raw_len, 0);
-	assert_int_equal(p.data_len, 0);
-}
-
-/* The largest legal batch is exactly PROTO_MAX_PAYLOAD and fits a header. */
-static void test_proto_pages_decode_full_batch(void **state)
-{
-	uint64_t gfns[PROTO_BATCH_MAX];
-	struct proto_hdr h;
-	struct proto_pages p;
-	const char *why = NULL;
-	size_t len;
-
-	for (uint32_t i = 0; i < PROTO_BATCH_MAX; i++)
-		gfns[i] = PROTO_BATCH_MAX - 1 - i;
-	len = build_pages(gfns, PROTO_BATCH_MAX, 0, PROTO_BATCH_MAX * PROTO_PAGE_SIZE);
-	assert_int_equal(len, PROTO_MAX_PAYLOAD);
-	assert_int_equal(hdr_decode(PROTO_PAGES, 0, len, &h, &why), 0);
-	assert_int_equal(proto_pages_decode(pbuf, len, PROTO_BATCH_MAX, &p, &why), 0);
-	assert_int_equal(p.nonzero, PROTO_BATCH_MAX);
-}
-
-static void test_proto_pages_decode_lz4(void **state)
-{
-	const uint64_t gfns[] = { 1, 2 | PROTO_ZERO_PAGE, 3 };
-	struct proto_pages p;
-	const char *why = NULL;
-	size_t len = build_pages(gfns, 3, PROTO_PAGES_LZ4, 100);
-
-	/* encode_head derives raw_len from the gfns, data_len is what was given */
-	assert_int_equal(proto_pages_decode(pbuf, len, MAX_GFN, &p, &why), 0);
-	assert_int_equal(p.flags, PROTO_PAGES_LZ4);
-	assert_int_equal(p.data_len, 100);
-	assert_int_equal(p.raw_len, 2 * PROTO_PAGE_SIZE);
-	assert_int_equal(p.nonzero, 2);
-}
-
-static void test_proto_pages_decode_truncated(void **state)
-{
-	const uint64_t gfn = 1 | PROTO_ZERO_PAGE;
-
-	build_pages(&gfn, 1, 0, 0);
-	for (size_t len = 0; len < PROTO_PAGES_HDR; len++)
-		assert_pages_bad(len, MAX_GFN, "truncated page batch");
-}
-
-static void test_proto_pages_decode_count_zero(void **state)
-{
-	const uint64_t gfn = 1 | PROTO_ZERO_PAGE;
-	size_t len = build_pages(&gfn, 1, 0, 0);
-
-	proto_put_le32(pbuf, 0);
-	assert_pages_bad(len, MAX_GFN, "page batch with an impossible page count");
-	assert_pages_bad(PROTO_PAGES_HDR, MAX_GFN, "page batch with an impossible page count");
-}
-
-static void test_proto_pages_decode_count_too_big(void **state)
-{
-	uint64_t gfns[PROTO_BATCH_MAX + 1];
-	size_t len;
-
-	for (uint32_t i = 0; i <= PROTO_BATCH_MAX; i++)
-		gfns[i] = i | PROTO_ZERO_PAGE;
-	len = build_pages(gfns, PROTO_BATCH_MAX + 1, 0, 0);
-	assert_pages_bad(len, MAX_GFN, "page batch with an impossible page count");
-	proto_put_le32(pbuf, UINT32_MAX);
-	assert_pages_bad(len, MAX_GFN, "page batch with an impossible page count");
-}
-
-static void test_proto_pages_decode_unknown_flags(void **state)
-{
-	const uint64_t gfn = 1;
-	size_t len = build_pages(&gfn, 1, 0x2, PROTO_PAGE_SIZE);
-
-	assert_pages_bad(len, MAX_GFN, "unknown page batch flags");
-	proto_put_le32(pbuf + 4, PROTO_PAGES_LZ4 | 0x100);
-	assert_pages_bad(len, MAX_GFN, "unknown page batch flags");
-}
-
-static void test_proto_pages_decode_len_short(void **state)
-{
-	const uint64_t gfns[] = { 1, 2 | PROTO_ZERO_PAGE };
-	size_t len = build_pages(gfns, 2, 0, PROTO_PAGE_SIZE);
-
-	assert_pages_bad(len - 1, MAX_GFN, "page batch length does not add up");
-	/* shorter than the gfn array itself */
-	assert_pages_bad(PROTO_PAGES_HDR + 8, MAX_GFN, "page batch length does not add up");
-}
-
-static void test_proto_pages_decode_len_long(void **state)
-{
-	const uint64_t gfns[] = { 1, 2 | PROTO_ZERO_PAGE };
-	size_t len = build_pages(gfns, 2, 0, PROTO_PAGE_SIZE);
-
-	assert_pages_bad(len + 1, MAX_GFN, "page batch length does not add up");
-}
-
-/* data_len near UINT32_MAX must not wrap the length sum */
-static void test_proto_pages_decode_len_huge_data(void **state)
-{
-	const uint64_t gfn = 1;
-	size_t len = build_pages(&gfn, 1, PROTO_PAGES_LZ4, 10);
-
-	proto_put_le32(pbuf + 8, UINT32_MAX);
-	assert_pages_bad(len, MAX_GFN, "page batch length does not add up");
-}
-
-static void test_proto_pages_decode_gfn_out_of_range(void **state)
-{
-	const uint64_t gfns[] = { 0, MAX_GFN };
-	size_t len = build_pages(gfns, 2, 0, 2 * PROTO_PAGE_SIZE);
-	struct proto_pages p;
-	const char *why = NULL;
-
-	assert_pages_bad(len, MAX_GFN, "page number outside guest RAM");
-	/* one more page of RAM and it fits */
-	assert_int_equal(proto_pages_decode(pbuf, len, MAX_GFN + 1, &p, &why), 0);
-	/* a stray high bit other than the zero flag is not ignored */
-	proto_put_le64(pbuf + PROTO_PAGES_HDR + 8, 5 | (1ULL << 62));
-	assert_pages_bad(len, MAX_GFN, "page number outside guest RAM");
-	/* nothing is in range of an empty guest */
-	proto_put_le64(pbuf + PROTO_PAGES_HDR + 8, 5);
-	assert_pages_bad(len, 0, "page number outside guest RAM");
-}
-
-static void test_proto_pages_decode_zero_gfn_out_of_range(void **state)
-{
-	const uint64_t gfns[] = { 1, MAX_GFN | PROTO_ZERO_PAGE };
-	size_t len = build_pages(gfns, 2, 0, PROTO_PAGE_SIZE);
-
-	assert_pages_bad(len, MAX_GFN, "page number outside guest RAM");
-	proto_put_le64(pbuf + PROTO_PAGES_HDR + 8, UINT64_MAX);
-	assert_pages_bad(len, MAX_GFN, "page number outside guest RAM");
-}
-
-static void test_proto_pages_decode_duplicate(void **state)
-{
-	const uint64_t gfns[] = { 1, 9, 4, 9 };
-	size_t len = build_pages(gfns, 4, 0, 4 * PROTO_PAGE_SIZE);
-
-	assert_pages_bad(len, MAX_GFN, "page appears twice in one batch");
-}
-
-/* The same page once as data and once as zero is still a duplicate. */
-static void test_proto_pages_decode_duplicate_zero(void **state)
-{
-	const uint64_t gfns[] = { 9 | PROTO_ZERO_PAGE, 4, 9 };
-	size_t len = build_pages(gfns, 3, 0, 2 * PROTO_PAGE_SIZE);
-
-	assert_pages_bad(len, MAX_GFN, "page appears twice in one batch");
-}
-
-static void test_proto_pages_decode_raw_len_mismatch(void **state)
-{
-	const uint64_t gfns[] = { 1, 2 | PROTO_ZERO_PAGE, 3 };
-	size_t len = build_pages(gfns, 3, PROTO_PAGES_LZ4, 64);
-
-	proto_put_le32(pbuf + 12, 3 * PROTO_PAGE_SIZE); /* claims the zero page too */
-	assert_pages_bad(len, MAX_GFN, "batch data size does not match its pages");
-	proto_put_le32(pbuf + 12, PROTO_PAGE_SIZE);
-	assert_pages_bad(len, MAX_GFN, "batch data size does not match its pages");
-	proto_put_le32(pbuf + 12, 2 * PROTO_PAGE_SIZE + 1);
-	assert_pages_bad(len, MAX_GFN, "batch data size does not match its pages");
-	proto_put_le32(pbuf + 12, 0);
-	assert_pages_bad(len, MAX_GFN, "batch data size does not match its pages");
-}
-
-static void test_proto_pages_decode_raw_data_len_mismatch(void **state)
-{
-	const uint64_t gfns[] = { 1, 2 };
-	size_t len = build_pages(gfns, 2, 0, PROTO_PAGE_SIZE); /* one page of data for two */
-
-	assert_pages_bad(len, MAX_GFN, "uncompressed batch data size does not match its pages");
-	len = build_pages(gfns, 2, 0, 3 * PROTO_PAGE_SIZE);
-	assert_pages_bad(len, MAX_GFN, "uncompressed batch data size does not match its pages");
-}
-
-static void test_proto_pages_decode_lz4_no_data(void **state)
-{
-	const uint64_t gfns[] = { 1, 2 | PROTO_ZERO_PAGE };
-	size_t len = build_pages(gfns, 2, PROTO_PAGES_LZ4, 0);
-
-	assert_pages_bad(len, MAX_GFN, "compressed batch without data");
-}
-
-/* lz4 batch of only zero pages: raw_len 0, nothing to decompress into */
-static void test_proto_pages_decode_lz4_no_raw(void **state)
-{
-	const uint64_t gfns[] = { 1 | PROTO_ZERO_PAGE, 2 | PROTO_ZERO_PAGE };
-	size_t len = build_pages(gfns, 2, PROTO_PAGES_LZ4, 8);
-
-	assert_pages_bad(len, MAX_GFN, "compressed batch without data");
-}
-
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -904,41 +449,10 @@ int main(void)
 		cmocka_unit_test(test_proto_hello_decode_bad_magic),
 		cmocka_unit_test(test_proto_hello_decode_bad_version),
 		cmocka_unit_test(test_proto_hello_decode_bad_channel),
-		cmocka_unit_test(test_proto_vmdesc_decode_round_trip),
-		cmocka_unit_test(test_proto_vmdesc_encode_long_spec),
-		cmocka_unit_test(test_proto_vmdesc_decode_wrong_size),
-		cmocka_unit_test(test_proto_vmdesc_decode_unterminated_spec),
-		cmocka_unit_test(test_proto_vmdesc_decode_zero_memory),
-		cmocka_unit_test(test_proto_vmdesc_decode_memory_not_page_multiple),
-		cmocka_unit_test(test_proto_vmdesc_decode_zero_vcpus),
-		cmocka_unit_test(test_proto_error_decode_round_trip),
-		cmocka_unit_test(test_proto_error_encode_long_message),
-		cmocka_unit_test(test_proto_error_decode_wrong_size),
-		cmocka_unit_test(test_proto_error_decode_unterminated),
-		cmocka_unit_test(test_proto_error_decode_sanitizes),
 		cmocka_unit_test(test_proto_round_decode_round_trip),
 		cmocka_unit_test(test_proto_started_decode_round_trip),
 		cmocka_unit_test(test_proto_after_decode_round_trip),
 		cmocka_unit_test(test_proto_progress_decode_round_trip),
-		cmocka_unit_test(test_proto_pages_decode_round_trip),
-		cmocka_unit_test(test_proto_pages_decode_all_zero),
-		cmocka_unit_test(test_proto_pages_decode_full_batch),
-		cmocka_unit_test(test_proto_pages_decode_lz4),
-		cmocka_unit_test(test_proto_pages_decode_truncated),
-		cmocka_unit_test(test_proto_pages_decode_count_zero),
-		cmocka_unit_test(test_proto_pages_decode_count_too_big),
-		cmocka_unit_test(test_proto_pages_decode_unknown_flags),
-		cmocka_unit_test(test_proto_pages_decode_len_short),
-		cmocka_unit_test(test_proto_pages_decode_len_long),
-		cmocka_unit_test(test_proto_pages_decode_len_huge_data),
-		cmocka_unit_test(test_proto_pages_decode_gfn_out_of_range),
-		cmocka_unit_test(test_proto_pages_decode_zero_gfn_out_of_range),
-		cmocka_unit_test(test_proto_pages_decode_duplicate),
-		cmocka_unit_test(test_proto_pages_decode_duplicate_zero),
-		cmocka_unit_test(test_proto_pages_decode_raw_len_mismatch),
-		cmocka_unit_test(test_proto_pages_decode_raw_data_len_mismatch),
-		cmocka_unit_test(test_proto_pages_decode_lz4_no_data),
-		cmocka_unit_test(test_proto_pages_decode_lz4_no_raw),
 	};
 
 	return cmocka_run_group_tests_name("proto", tests, NULL, NULL);
