@@ -11,8 +11,12 @@
 #include <errno.h>
 #include <math.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include "policy/policy.h"
+#include "src/cmd.h"
 #include "src/json.h"
 #include "src/policy_record.h"
 #include "src/probe.h"
@@ -79,6 +83,118 @@ static void fill_input(struct json_out *j, const void *arg)
 static void fill_limits(struct json_out *j, const void *arg)
 {
 	policy_record_limits(j, arg);
+}
+
+static void fill_decision(struct json_out *j, const void *arg)
+{
+	policy_record_decision(j, arg);
+}
+
+static void fill_head(struct json_out *j, const void *arg)
+{
+	json_u64(j, "version", POLICY_RECORD_VERSION);
+	json_str(j, "requested_mode", "auto");
+	policy_record_limits(j, arg);
+}
+
+/* One recording line, {"type":@type,<@fill's members>}, to @f. */
+static void put_line(FILE *f, const char *type, void (*fill)(struct json_out *, const void *),
+		     const void *arg)
+{
+	static char buf[LINE_LEN];
+	struct json_out j;
+
+	json_init(&j, buf, LINE_LEN);
+	json_obj_begin(&j, NULL);
+	json_str(&j, "type", type);
+	fill(&j, arg);
+	json_obj_end(&j);
+	assert_non_null(json_done(&j));
+	assert_true(fprintf(f, "%s\n", buf) > 0);
+}
+
+/*
+ * A migration's recording, as mig_policy.c writes it: the operator cuts the
+ * downtime limit to 20 ms and the bandwidth to a quarter of the link before
+ * the fourth decision; with @say_limits the recording has the
+ * {"type":"limits"} line that set-downtime and set-bandwidth write.
+ */
+static void record_limit_change(const char *path, bool say_limits)
+{
+	struct pg_guest g = pg_guest_writer(0.5, 0.3);
+	struct policy_limits l = pg_limits();
+	struct policy_decision d;
+	struct policy_state st;
+	struct policy_input in;
+	FILE *f = fopen(path, "w");
+
+	assert_non_null(f);
+	policy_init(&st, &l);
+	put_line(f, "policy", fill_head, &l);
+	pg_input_start(&g, &in);
+	for (int i = 0; i < 8; i++) {
+		if (i)
+			pg_input_round(&g, &st.lim, &in);
+		if (i == 3) {
+			st.lim.max_downtime_s = 0.02;	 /* set-downtime 20 */
+			st.lim.bandwidth_cap = LINK / 4; /* set-bandwidth */
+			if (say_limits)
+				put_line(f, "limits", fill_limits, &st.lim);
+		}
+		put_line(f, "input", fill_input, &in);
+		pg_decide(&st, &in, AUTO, &d);
+		put_line(f, "decision", fill_decision, &d);
+	}
+	assert_int_equal(fclose(f), 0);
+}
+
+/* `hybridmig policy simulate --trace @rec --json`: its exit status; its last line in @last. */
+static int simulate(const char *rec, char *last, size_t cap)
+{
+	char out[] = "/tmp/hm-simulate-XXXXXX";
+	char a0[] = "policy", a1[] = "simulate", a2[] = "--trace", a4[] = "--json";
+	char *argv[] = { a0, a1, a2, (char *)rec, a4, NULL };
+	int fd = mkstemp(out);
+	int saved = dup(STDOUT_FILENO);
+	FILE *f;
+	int rc;
+
+	assert_true(fd >= 0 && saved >= 0);
+	fflush(stdout);
+	assert_true(dup2(fd, STDOUT_FILENO) >= 0);
+	rc = cmd_policy(5, argv);
+	fflush(stdout);
+	assert_true(dup2(saved, STDOUT_FILENO) >= 0);
+	close(saved);
+	close(fd);
+	f = fopen(out, "r");
+	assert_non_null(f);
+	last[0] = 0;
+	while (fgets(last, (int)cap, f) && !strstr(last, "\"summary\""))
+		;
+	fclose(f);
+	unlink(out);
+	return rc;
+}
+
+/* A live limit change is in the recording, and the replay decides under it. */
+static void test_simulate_follows_recorded_limits(void **state)
+{
+	char rec[] = "/tmp/hm-record-XXXXXX";
+	char last[512];
+	int fd = mkstemp(rec);
+
+	assert_true(fd >= 0);
+	close(fd);
+	record_limit_change(rec, true);
+	assert_int_equal(simulate(rec, last, sizeof(last)), 0);
+	assert_non_null(strstr(last, "\"decisions\":8,"));
+	assert_non_null(strstr(last, "\"same_as_recorded\":true"));
+	/* the line matters: without it the replay keeps the old limit and differs */
+	record_limit_change(rec, false);
+	assert_int_equal(simulate(rec, last, sizeof(last)), 1);
+	assert_non_null(strstr(last, "\"same_as_recorded\":false"));
+	unlink(rec);
 }
 
 static void test_record_input_roundtrip(void **state)
@@ -336,6 +452,7 @@ int main(void)
 		cmocka_unit_test(test_record_mode_names),
 		cmocka_unit_test(test_record_replay_same_decisions),
 		cmocka_unit_test(test_record_decision_fields),
+		cmocka_unit_test(test_simulate_follows_recorded_limits),
 	};
 
 	return cmocka_run_group_tests_name("policy record", tests, NULL, NULL);
