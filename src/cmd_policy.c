@@ -293,6 +293,30 @@ static int parse_sim(int argc, char **argv, struct sim_opts *o)
 	return 0;
 }
 
+/* The replay's last line; the exit status of simulate. */
+static int summary(const struct sim *s)
+{
+	if (!s->decisions && !s->samples) {
+		hm_err("%s holds no policy inputs or probe samples (from migrate --record or "
+		       "trace --record)",
+		       s->o.trace);
+		return 1;
+	}
+	if (s->o.json) {
+		printf("{\"type\":\"summary\",\"decisions\":%u,\"samples\":%u", s->decisions,
+		       s->samples);
+		if (s->decisions)
+			printf(",\"same_as_recorded\":%s,\"different\":%u",
+			       s->differ ? "false" : "true", s->differ);
+		printf("}\n");
+	} else if (s->decisions) {
+		printf("%u decisions replayed: %s\n", s->decisions,
+		       s->differ ? "some differ from the recording" : "all the same as recorded");
+	}
+	/* a replay with the recorded limits must reproduce them: say so in the status */
+	return s->differ && !s->o.policy ? 1 : 0;
+}
+
 static int simulate(int argc, char **argv)
 {
 	struct sim s = { .requested = -1 };
@@ -332,25 +356,7 @@ static int simulate(int argc, char **argv)
 	fclose(f);
 	if (ret)
 		return ret;
-	if (!s.decisions && !s.samples) {
-		hm_err("%s holds no policy inputs or probe samples (from migrate --record or "
-		       "trace --record)",
-		       s.o.trace);
-		return 1;
-	}
-	if (s.o.json) {
-		printf("{\"type\":\"summary\",\"decisions\":%u,\"samples\":%u", s.decisions,
-		       s.samples);
-		if (s.decisions)
-			printf(",\"same_as_recorded\":%s,\"different\":%u",
-			       s.differ ? "false" : "true", s.differ);
-		printf("}\n");
-	} else if (s.decisions) {
-		printf("%u decisions replayed: %s\n", s.decisions,
-		       s.differ ? "some differ from the recording" : "all the same as recorded");
-	}
-	/* a replay with the recorded limits must reproduce them: say so in the status */
-	return s.differ && !s.o.policy ? 1 : 0;
+	return summary(&s);
 }
 
 static int keys(void)

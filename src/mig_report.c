@@ -145,6 +145,27 @@ static double blocked_rtts(const struct mig_stats *s)
 	return s->rtt_ns ? (double)s->blocked_ns / (double)s->rtt_ns : 0;
 }
 
+/* A string member, or null when @v is NULL: the same keys in every report. */
+static void str_or_null(struct json_out *j, const char *key, const char *v)
+{
+	if (v)
+		json_str(j, key, v);
+	else
+		json_null(j, key);
+}
+
+static void put_rounds(const struct mig_stats *s, struct json_out *j)
+{
+	json_arr_begin(j, "round_pages");
+	for (uint32_t i = 0; i < s->rounds && i < MIG_MAX_ROUNDS; i++)
+		json_u64(j, NULL, s->round_pages[i]);
+	json_arr_end(j);
+	json_arr_begin(j, "round_dirty_rate");
+	for (uint32_t i = 0; i < s->rounds && i < MIG_MAX_ROUNDS; i++)
+		json_dbl(j, NULL, s->round_dirty_rate[i], 0);
+	json_arr_end(j);
+}
+
 void mig_report_json(const struct mig_stats *s, struct json_out *j)
 {
 	uint64_t end = s->end_ns ? s->end_ns : hm_now_ns();
@@ -153,12 +174,9 @@ void mig_report_json(const struct mig_stats *s, struct json_out *j)
 	json_u64(j, "schema", MIG_JSON_SCHEMA);
 	hm_wall_time(s->start_ns, at, sizeof(at));
 	json_str(j, "started_at", at);
-	if (s->end_ns) {
+	if (s->end_ns)
 		hm_wall_time(s->end_ns, at, sizeof(at));
-		json_str(j, "ended_at", at);
-	} else {
-		json_null(j, "ended_at");
-	}
+	str_or_null(j, "ended_at", s->end_ns ? at : NULL);
 	json_str(j, "phase", s->phase);
 	json_str(j, "dirty_tracking", s->dirty_tracking);
 	json_dbl(j, "total_ms", ms(end - s->start_ns), 1);
@@ -181,29 +199,11 @@ void mig_report_json(const struct mig_stats *s, struct json_out *j)
 		json_null(j, "remote_faults_per_s");
 		json_null(j, "vcpu_blocked_rtts");
 	}
-	json_arr_begin(j, "round_pages");
-	for (uint32_t i = 0; i < s->rounds && i < MIG_MAX_ROUNDS; i++)
-		json_u64(j, NULL, s->round_pages[i]);
-	json_arr_end(j);
-	json_arr_begin(j, "round_dirty_rate");
-	for (uint32_t i = 0; i < s->rounds && i < MIG_MAX_ROUNDS; i++)
-		json_dbl(j, NULL, s->round_dirty_rate[i], 0);
-	json_arr_end(j);
-	if (s->err)
-		json_str(j, "error", s->error);
-	else
-		json_null(j, "error");
-	if (s->failure[0])
-		json_str(j, "failure", s->failure);
-	else
-		json_null(j, "failure");
-	if (s->decisions) {
-		json_str(j, "policy_decision", s->decision);
-		json_str(j, "policy_reason", s->policy_reason);
-	} else {
-		json_null(j, "policy_decision");
-		json_null(j, "policy_reason");
-	}
+	put_rounds(s, j);
+	str_or_null(j, "error", s->err ? s->error : NULL);
+	str_or_null(j, "failure", s->failure[0] ? s->failure : NULL);
+	str_or_null(j, "policy_decision", s->decisions ? s->decision : NULL);
+	str_or_null(j, "policy_reason", s->decisions ? s->policy_reason : NULL);
 }
 
 /* A JSON array kept as its text by json_parse_flat: "1,2,3". */
@@ -224,16 +224,24 @@ static void get_rounds(const struct json_field *x, uint32_t rounds, uint64_t *u,
 	}
 }
 
+/* Copy the string member @key into @buf (cut to fit); false when there is none. */
+static bool get_str(const struct json_field *f, size_t n, const char *key, char *buf, size_t cap)
+{
+	const struct json_field *x = json_find(f, n, key);
+
+	if (!x || x->type != JSON_STRING)
+		return false;
+	snprintf(buf, cap, "%.*s", (int)cap - 1, x->str);
+	return true;
+}
+
 void mig_report_from_json(struct mig_stats *s, const struct json_field *f, size_t n)
 {
 	const struct json_field *x;
 
 	memset(s, 0, sizeof(*s));
 	s->phase = "";
-	x = json_find(f, n, "dirty_tracking");
-	if (x && x->type == JSON_STRING)
-		snprintf(s->dirty_tracking, sizeof(s->dirty_tracking), "%.*s",
-			 (int)sizeof(s->dirty_tracking) - 1, x->str);
+	get_str(f, n, "dirty_tracking", s->dirty_tracking, sizeof(s->dirty_tracking));
 	x = json_find(f, n, "total_ms");
 	s->end_ns = x && x->type == JSON_NUMBER && x->num > 0 ? (uint64_t)(x->num * 1e6) : 0;
 	x = json_find(f, n, "rounds");
@@ -249,25 +257,44 @@ void mig_report_from_json(struct mig_stats *s, const struct json_field *f, size_
 	}
 	get_rounds(json_find(f, n, "round_pages"), s->rounds, s->round_pages, NULL);
 	get_rounds(json_find(f, n, "round_dirty_rate"), s->rounds, NULL, s->round_dirty_rate);
-	x = json_find(f, n, "error");
-	if (x && x->type == JSON_STRING) {
+	if (get_str(f, n, "error", s->error, sizeof(s->error)))
 		s->err = -EIO;
-		snprintf(s->error, sizeof(s->error), "%.*s", (int)sizeof(s->error) - 1, x->str);
-	}
-	x = json_find(f, n, "failure");
-	if (x && x->type == JSON_STRING)
-		snprintf(s->failure, sizeof(s->failure), "%.*s", (int)sizeof(s->failure) - 1,
-			 x->str);
-	x = json_find(f, n, "policy_decision");
-	if (x && x->type == JSON_STRING) {
+	get_str(f, n, "failure", s->failure, sizeof(s->failure));
+	if (get_str(f, n, "policy_decision", s->decision, sizeof(s->decision)))
 		s->decisions = 1;
-		snprintf(s->decision, sizeof(s->decision), "%.*s", (int)sizeof(s->decision) - 1,
-			 x->str);
-	}
-	x = json_find(f, n, "policy_reason");
-	if (x && x->type == JSON_STRING)
-		snprintf(s->policy_reason, sizeof(s->policy_reason), "%.*s",
-			 (int)sizeof(s->policy_reason) - 1, x->str);
+	get_str(f, n, "policy_reason", s->policy_reason, sizeof(s->policy_reason));
+}
+
+/* The pause: downtime, its parts and its prediction, and what the guest saw. */
+static void text_pause(const struct mig_stats *s, FILE *f)
+{
+	fprintf(f,
+		"  downtime        %.2f ms (source pause %.2f ms, destination switch %.2f "
+		"ms, rtt %.3f ms; predicted %.2f ms)\n",
+		ms(s->downtime_ns), ms(s->src_pause_ns), ms(s->dst_switch_ns), ms(s->rtt_ns),
+		s->predicted_downtime_ns == UINT64_MAX ? -1.0 : ms(s->predicted_downtime_ns));
+	fprintf(f, "  guest pause     %.2f ms (longest gap in its progress reports)\n",
+		ms(s->guest_gap_ns));
+}
+
+/* What post-copy adds to the text report. */
+static void text_postcopy(const struct mig_stats *s, FILE *f)
+{
+	fprintf(f,
+		"  post-copy       %llu pages pushed, %llu requested (%llu duplicates, %llu sent "
+		"along with them); last page %.1f ms after the switch\n",
+		(unsigned long long)s->pages_pushed, (unsigned long long)s->pages_requested,
+		(unsigned long long)s->dup_pages, (unsigned long long)s->pages_prefetched,
+		ms(s->last_page_ns));
+	fprintf(
+	    f,
+	    "  remote faults   %llu (+%llu zero-filled locally); latency p50 %llu us, p90 %llu us, "
+	    "p99 %llu us, max %llu us; %.1f faults/s; vCPUs blocked %.1f ms (%.1f RTTs)\n",
+	    (unsigned long long)s->remote_faults, (unsigned long long)s->local_zero,
+	    (unsigned long long)s->lat_p50_us, (unsigned long long)s->lat_p90_us,
+	    (unsigned long long)s->lat_p99_us, (unsigned long long)s->lat_max_us, faults_per_s(s),
+	    ms(s->blocked_ns), blocked_rtts(s));
+	fprintf(f, "  guest work/s    during post-copy %.0f\n", s->units_postcopy);
 }
 
 void mig_report_text(const struct mig_stats *s, const char *to, FILE *f)
@@ -282,16 +309,8 @@ void mig_report_text(const struct mig_stats *s, const char *to, FILE *f)
 		s->failure[0] ? " (" : "", s->failure, s->failure[0] ? ")" : "");
 	fprintf(f, "  total           %.1f ms, %u pre-copy rounds\n", ms(end - s->start_ns),
 		s->rounds);
-	if (paused) {
-		fprintf(
-		    f,
-		    "  downtime        %.2f ms (source pause %.2f ms, destination switch %.2f "
-		    "ms, rtt %.3f ms; predicted %.2f ms)\n",
-		    ms(s->downtime_ns), ms(s->src_pause_ns), ms(s->dst_switch_ns), ms(s->rtt_ns),
-		    s->predicted_downtime_ns == UINT64_MAX ? -1.0 : ms(s->predicted_downtime_ns));
-		fprintf(f, "  guest pause     %.2f ms (longest gap in its progress reports)\n",
-			ms(s->guest_gap_ns));
-	}
+	if (paused)
+		text_pause(s, f);
 	fprintf(f,
 		"  sent            %llu pages (%llu zero), %.1f MiB on the wire for %.1f MiB raw "
 		"(ratio %.2f)\n",
@@ -316,21 +335,6 @@ void mig_report_text(const struct mig_stats *s, const char *to, FILE *f)
 	if (s->decisions)
 		fprintf(f, "  policy          last decision %s: %s\n", s->decision,
 			s->policy_reason);
-	if (!s->postcopy)
-		return;
-	fprintf(f,
-		"  post-copy       %llu pages pushed, %llu requested (%llu duplicates, %llu sent "
-		"along with them); last page %.1f ms after the switch\n",
-		(unsigned long long)s->pages_pushed, (unsigned long long)s->pages_requested,
-		(unsigned long long)s->dup_pages, (unsigned long long)s->pages_prefetched,
-		ms(s->last_page_ns));
-	fprintf(
-	    f,
-	    "  remote faults   %llu (+%llu zero-filled locally); latency p50 %llu us, p90 %llu us, "
-	    "p99 %llu us, max %llu us; %.1f faults/s; vCPUs blocked %.1f ms (%.1f RTTs)\n",
-	    (unsigned long long)s->remote_faults, (unsigned long long)s->local_zero,
-	    (unsigned long long)s->lat_p50_us, (unsigned long long)s->lat_p90_us,
-	    (unsigned long long)s->lat_p99_us, (unsigned long long)s->lat_max_us, faults_per_s(s),
-	    ms(s->blocked_ns), blocked_rtts(s));
-	fprintf(f, "  guest work/s    during post-copy %.0f\n", s->units_postcopy);
+	if (s->postcopy)
+		text_postcopy(s, f);
 }
