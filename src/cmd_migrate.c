@@ -387,8 +387,12 @@ static bool migrate_line(const char *line, void *arg)
 			? 0
 			: failure_exit(err && err->type == JSON_STRING ? err->str : NULL);
 	err = json_find(f, (size_t)n, "error");
-	/* the reason on stderr, once; the report on stdout does not repeat it */
-	if (!o->json && o->result)
+	/*
+	 * The reason on stderr, once, also with --json (stdout holds the JSON
+	 * alone, and a script that keeps it in a file still shows why); the text
+	 * report on stdout does not repeat it.
+	 */
+	if (o->result)
 		hm_err("migration failed: %s",
 		       err && err->type == JSON_STRING ? err->str : "unknown error");
 	if (!o->json && json_find(f, (size_t)n, "event")) {

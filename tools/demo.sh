@@ -15,6 +15,14 @@ PORT=$((10000 + $$ % 20000)) # below the ephemeral range (32768+)
 RATE=20M
 cleanup() {
 	for p in $SRC $DST; do kill "$p" 2>/dev/null; done
+	# a source still migrating or fenced refuses SIGTERM (it may hold the only
+	# copy of pages); the demo's VMs are its own: nothing else needs them
+	sleep 1
+	for p in $SRC $DST; do
+		kill -0 "$p" 2>/dev/null || continue
+		echo "demo: stopping the VM process $p it started (SIGKILL)" >&2
+		kill -9 "$p" 2>/dev/null
+	done
 	wait 2>/dev/null
 	[ -n "$KEEP_T" ] || rm -rf "$T"
 }
@@ -68,8 +76,18 @@ PORT=$((PORT + 1))
 	2>"$T/dst.err" >/dev/null &
 DST=$!
 wait_listen "$T/dst.err"
+set +e
 "$HM" migrate --tls-dir "$T/pki/src" --control "$T/src.sock" --to 127.0.0.1:$PORT \
 	--mode auto --bandwidth $RATE --json >"$T/post.json"
+rc=$?
+set -e
+if [ $rc -ne 0 ]; then
+	echo "   migrate exit status: $rc (README: exit codes)"
+	show phase failure error <"$T/post.json" || true
+	echo "   the destination said:"
+	tail -n 5 "$T/dst.err" | sed 's/^/     /'
+	exit $rc
+fi
 show requested_mode mode policy_reason total_ms downtime_ms guest_pause_ms bytes_wire remote_faults fault_latency_p50_us \
 	fault_latency_p99_us work_units_per_s_before work_units_per_s_postcopy \
 	work_units_per_s_after <"$T/post.json"
