@@ -179,6 +179,10 @@ static void input(struct mig *m, struct policy_input *in)
 
 		if (!probe_sample(m->probe, &ps)) {
 			policy_input_from_sample(in, &ps);
+			/* post-copy pushes these early (mig_postcopy.c) */
+			m->nprobe_hot = min_t(uint32_t, ps.nhot, PROBE_NHOT);
+			for (uint32_t i = 0; i < m->nprobe_hot; i++)
+				m->probe_hot[i] = ps.hot[i].region;
 			/* the link's own RTT is the handshake's; tcp_probe's smoothed one when
 			 * known */
 			if (!ps.rtt_us)

@@ -5,7 +5,8 @@
  * of anything queued, with the pages after it when faults follow a
  * sequential run (policy/prefetch.c); the pusher streams every page still
  * owed, once: first those the guest wrote last before the switch (its hot
- * set), then from just after the latest request on (spatial locality);
+ * set) and those of the probe's hot 2 MiB regions, then from just after
+ * the latest request on (spatial locality);
  * DONE then COMPLETE end it. The VM stays fenced here with every page until the
  * destination confirms it holds them all.
  */
@@ -240,6 +241,33 @@ static void pace_pusher(struct mig *m, uint64_t *t0, uint64_t *b0, double *best)
 	}
 }
 
+/*
+ * Add to the pages pushed first those still owed in the hot 2 MiB regions
+ * the probe reported at the last decision: the guest is writing there, so
+ * it will touch their other pages soon (issue 11: at distance each such
+ * first touch is otherwise a fault of one RTT). The pusher's thread, after
+ * the switch-over: it costs the pause nothing.
+ */
+static void add_probe_regions(struct mig *m)
+{
+	uint64_t added = 0;
+
+	for (uint32_t i = 0; i < m->nprobe_hot; i++) {
+		uint64_t first = m->probe_hot[i] << 9;
+		uint64_t end = min_t(uint64_t, first + 512, m->todo.nbits);
+
+		for (uint64_t g = first; g < end; g++)
+			if (bitmap_test(&m->todo, g) && !bitmap_test(&m->hot, g)) {
+				bitmap_set(&m->hot, g);
+				added++;
+			}
+	}
+	m->hot_from = 0;
+	if (added)
+		hm_dbg("post-copy: %llu owed pages of %u hot regions pushed first",
+		       (unsigned long long)added, m->nprobe_hot);
+}
+
 /* Background pusher: every page still queued, each sent once by either path. */
 static int push_all(struct mig *m)
 {
@@ -252,6 +280,7 @@ static int push_all(struct mig *m)
 	int err;
 
 	m->push_windows = 0;
+	add_probe_regions(m);
 	for (uint64_t g; (g = next_push(m)) < m->todo.nbits;) {
 		bitmap_clear(&m->todo, g);
 		if (bitmap_test_and_set(&m->sent, g))

@@ -21,6 +21,7 @@
 #include "src/dirty.h"
 #include "src/link.h"
 #include "src/mig.h"
+#include "src/probe.h"
 #include "src/proto.h"
 #include "policy/policy.h"
 
@@ -78,7 +79,10 @@ struct mig {
 	uint64_t tick_ns;      /* the timeline's last tick (mig_timeline.c) */
 	struct mig_tick *held; /* phase ticks of the switch-over, written after it */
 	unsigned int nheld;
-	struct probe *probe;	/* the eBPF probe (or its fallback), or NULL */
+	struct probe *probe; /* the eBPF probe (or its fallback), or NULL */
+	/* the probe's hot 2 MiB regions (gfn >> 9) at the last decision, most dirtied first */
+	uint64_t probe_hot[PROBE_NHOT];
+	uint32_t nprobe_hot;
 	uint64_t resident;	/* pages queued by the first pass */
 	double round_s;		/* the last round: duration */
 	uint64_t round_dirtied; /* and distinct pages its harvest found */
