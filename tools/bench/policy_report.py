@@ -22,8 +22,8 @@ def probe_figures(probe):
         return "not measured", "-", "not measured: " + why
     return ("%.1f %%" % pct, _verdict(pct < 3.0),
             "%.1f %% of the guest's rate, the vmm set's probe part (an unthrottled random writer, "
-            "`trace` against `trace --no-bpf` in one VM; measuring at all: %s %%)"
-            % (pct, f(sm["measuring_cost_pct"], "%.1f")))
+            "`trace` against nothing measuring, in one VM; the harvest fallback: %s %%)"
+            % (pct, f(sm["harvest_cost_pct"], "%.1f")))
 
 
 def ticks_loader(out):
