@@ -184,6 +184,14 @@ void json_null(struct json_out *j, const char *key)
 	puts_(j, "null");
 }
 
+void json_str_or_null(struct json_out *j, const char *key, const char *val)
+{
+	if (val)
+		json_str(j, key, val);
+	else
+		json_null(j, key);
+}
+
 const char *json_done(struct json_out *j)
 {
 	return j->overflow || j->depth ? NULL : j->buf;

@@ -41,6 +41,8 @@ void json_num(struct json_out *j, const char *key, double val);
 void json_raw(struct json_out *j, const char *key, const char *raw);
 void json_bool(struct json_out *j, const char *key, bool val);
 void json_null(struct json_out *j, const char *key);
+/* json_str, or null when @val is NULL: the same keys in every report. */
+void json_str_or_null(struct json_out *j, const char *key, const char *val);
 /* The finished text, or NULL when it overflowed or nesting is unbalanced. */
 const char *json_done(struct json_out *j);
 

@@ -145,15 +145,6 @@ static double blocked_rtts(const struct mig_stats *s)
 	return s->rtt_ns ? (double)s->blocked_ns / (double)s->rtt_ns : 0;
 }
 
-/* A string member, or null when @v is NULL: the same keys in every report. */
-static void str_or_null(struct json_out *j, const char *key, const char *v)
-{
-	if (v)
-		json_str(j, key, v);
-	else
-		json_null(j, key);
-}
-
 static void put_rounds(const struct mig_stats *s, struct json_out *j)
 {
 	json_arr_begin(j, "round_pages");
@@ -176,7 +167,7 @@ void mig_report_json(const struct mig_stats *s, struct json_out *j)
 	json_str(j, "started_at", at);
 	if (s->end_ns)
 		hm_wall_time(s->end_ns, at, sizeof(at));
-	str_or_null(j, "ended_at", s->end_ns ? at : NULL);
+	json_str_or_null(j, "ended_at", s->end_ns ? at : NULL);
 	json_str(j, "phase", s->phase);
 	json_str(j, "dirty_tracking", s->dirty_tracking);
 	json_dbl(j, "total_ms", ms(end - s->start_ns), 1);
@@ -200,10 +191,10 @@ void mig_report_json(const struct mig_stats *s, struct json_out *j)
 		json_null(j, "vcpu_blocked_rtts");
 	}
 	put_rounds(s, j);
-	str_or_null(j, "error", s->err ? s->error : NULL);
-	str_or_null(j, "failure", s->failure[0] ? s->failure : NULL);
-	str_or_null(j, "policy_decision", s->decisions ? s->decision : NULL);
-	str_or_null(j, "policy_reason", s->decisions ? s->policy_reason : NULL);
+	json_str_or_null(j, "error", s->err ? s->error : NULL);
+	json_str_or_null(j, "failure", s->failure[0] ? s->failure : NULL);
+	json_str_or_null(j, "policy_decision", s->decisions ? s->decision : NULL);
+	json_str_or_null(j, "policy_reason", s->decisions ? s->policy_reason : NULL);
 }
 
 /* A JSON array kept as its text by json_parse_flat: "1,2,3". */

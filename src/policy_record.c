@@ -159,10 +159,7 @@ static void prediction(struct json_out *j, const char *key, const struct policy_
 	json_dbl(j, "remote_faults", p->remote_faults, 0);
 	json_dbl(j, "slowdown", p->slowdown, 3);
 	json_u64(j, "rounds", p->rounds);
-	if (p->fails[0])
-		json_str(j, "fails", p->fails);
-	else
-		json_null(j, "fails");
+	json_str_or_null(j, "fails", p->fails[0] ? p->fails : NULL);
 	json_obj_end(j);
 }
 

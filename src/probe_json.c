@@ -67,10 +67,7 @@ void probe_sample_json(const struct probe_sample *s, struct json_out *j)
 	json_u64(j, "events", s->events);
 	json_str(j, "source", s->source ? s->source : PROBE_SRC_HARVEST);
 	json_str(j, "tracking", s->tracking ? s->tracking : "dirty-log");
-	if (s->why_fallback[0])
-		json_str(j, "fallback_reason", s->why_fallback);
-	else
-		json_null(j, "fallback_reason");
+	json_str_or_null(j, "fallback_reason", s->why_fallback[0] ? s->why_fallback : NULL);
 	json_obj_begin(j, "check");
 	json_u64(j, "bpf_pages", s->check_bpf_pages);
 	json_u64(j, "harvest_pages", s->check_harvest_pages);

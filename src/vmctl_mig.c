@@ -94,10 +94,7 @@ static void progress_json(struct vmctl *vc, struct json_out *j)
 	json_dbl(j, "eta_s", eta, 1);
 	json_bool(j, "postcopy", s.postcopy);
 	json_bool(j, "fenced", mig_fenced(vc->mig));
-	if (s.decisions)
-		json_str(j, "decision", s.decision);
-	else
-		json_null(j, "decision");
+	json_str_or_null(j, "decision", s.decisions ? s.decision : NULL);
 }
 
 static void mig_tick_cb(evutil_socket_t fd, short what, void *arg)

@@ -57,18 +57,26 @@ static void odd_input(struct policy_input *in)
 }
 
 /* Write one JSON line with @fill's members; parse it back into fields. */
-static int write_parse(char *buf, void (*fill)(struct json_out *, const void *), const void *arg)
+/* One recording line, {"type":@type,<@fill's members>}, into @buf (LINE_LEN). */
+static void build_line(char *buf, const char *type, void (*fill)(struct json_out *, const void *),
+		       const void *arg)
 {
 	struct json_out j;
-	const char *why = NULL;
-	int n;
 
 	json_init(&j, buf, LINE_LEN);
 	json_obj_begin(&j, NULL);
-	json_str(&j, "type", "input");
+	json_str(&j, "type", type);
 	fill(&j, arg);
 	json_obj_end(&j);
 	assert_non_null(json_done(&j));
+}
+
+static int write_parse(char *buf, void (*fill)(struct json_out *, const void *), const void *arg)
+{
+	const char *why = NULL;
+	int n;
+
+	build_line(buf, "input", fill, arg);
 	n = json_parse_flat(buf, strlen(buf), fields, MAX_FIELDS, &why);
 	if (n < 0)
 		fail_msg("%s: %s", why, buf);
@@ -97,19 +105,13 @@ static void fill_head(struct json_out *j, const void *arg)
 	policy_record_limits(j, arg);
 }
 
-/* One recording line, {"type":@type,<@fill's members>}, to @f. */
+/* One recording line to @f. */
 static void put_line(FILE *f, const char *type, void (*fill)(struct json_out *, const void *),
 		     const void *arg)
 {
 	static char buf[LINE_LEN];
-	struct json_out j;
 
-	json_init(&j, buf, LINE_LEN);
-	json_obj_begin(&j, NULL);
-	json_str(&j, "type", type);
-	fill(&j, arg);
-	json_obj_end(&j);
-	assert_non_null(json_done(&j));
+	build_line(buf, type, fill, arg);
 	assert_true(fprintf(f, "%s\n", buf) > 0);
 }
 
