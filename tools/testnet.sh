@@ -128,15 +128,22 @@ rate_bytes() {
 	}'
 }
 
-# ensure_bin NAME: build $OUT/tools/NAME from tools/NAME.c when missing or older
+# ensure_bin NAME: build $OUT/tools/NAME from tools/NAME.c and its parts
+# tools/NAME_*.c (headers tools/NAME*.h), when missing or older than any of them
 ensure_bin() {
-	local bin=$OUT/tools/$1 src=$ROOT/tools/$1.c
-	if [ -x "$bin" ] && ! [ "$src" -nt "$bin" ]; then return 0; fi
+	local bin=$OUT/tools/$1 srcs="" stale=0 f
+	for f in "$ROOT/tools/$1.c" "$ROOT"/tools/"$1"_*.c "$ROOT"/tools/"$1"*.h; do
+		[ -e "$f" ] || continue
+		case $f in *.c) srcs="$srcs $f" ;; esac
+		[ "$f" -nt "$bin" ] && stale=1
+	done
+	if [ -x "$bin" ] && [ $stale = 0 ]; then return 0; fi
 	mkdir -p "$OUT/tools" || die "cannot create $OUT/tools"
 	local tmp="$bin.tmp.$$"
 	# in a subshell: a signal to this script must not leave the temp file
+	# shellcheck disable=SC2086 # $srcs: paths without spaces, one word each
 	( trap 'rm -f "$tmp"' EXIT
-	  ${CC:-cc} -O2 -Wall -Wextra -Werror -o "$tmp" "$src" -lpthread && mv -f "$tmp" "$bin"
+	  ${CC:-cc} -O2 -Wall -Wextra -Werror -o "$tmp" $srcs -lpthread && mv -f "$tmp" "$bin"
 	) || die "building $bin failed"
 }
 
