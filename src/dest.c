@@ -341,21 +341,55 @@ static void doorman_stop(struct dest *d)
 	d->doorman_started = false;
 }
 
-int dest_reconnect(struct dest *d, int cause)
+/* Close the link to the source, its urgent channel's thread first. */
+static void drop_link(struct dest *d)
 {
-	struct proto_status st = { .phase = d->phase };
-	uint8_t buf[PROTO_STATUS_SIZE];
-	struct iovec v = { buf, sizeof(buf) };
-	uint64_t deadline = hm_now_ns() + (uint64_t)d->p.reconnect_ms * NSEC_PER_MSEC;
-	char why[256];
-	bool resume;
-	int err;
-
-	doorman_stop(d);
 	dest_postcopy_stop_urgent(d);
 	pthread_mutex_lock(&d->ulock);
 	link_close(&d->link);
 	pthread_mutex_unlock(&d->ulock);
+}
+
+/*
+ * One attempt, for at most @left_ms: take a returning source's connections,
+ * tell it what is still missing and, in post-copy, serve its faults again.
+ * 0, -ECANCELED (stop asked), -ETIMEDOUT, or another -errno with @why.
+ */
+static int reconnect_once(struct dest *d, int left_ms, char *why, size_t whylen)
+{
+	struct proto_status st = { .phase = d->phase };
+	uint8_t buf[PROTO_STATUS_SIZE];
+	struct iovec v = { buf, sizeof(buf) };
+	bool resume;
+	int err;
+
+	err = link_accept(&d->link, d->p.listen_fd, d->p.stop_fd, left_ms, true, &resume, why,
+			  whylen);
+	if (err == -ECANCELED || err == -ETIMEDOUT)
+		return err;
+	pthread_mutex_lock(&d->ulock);
+	err = err ? err : link_answer(&d->link, d->p.listen_fd, d->p.stop_fd, why, whylen);
+	pthread_mutex_unlock(&d->ulock);
+	st.missing = dest_missing(d);
+	proto_status_encode(buf, &st);
+	if (!err)
+		err = net_send(&d->link.bulk, PROTO_STATUS, 0, &v, 1);
+	if (!err && d->phase == PROTO_DST_RUNNING && d->postcopy)
+		err = dest_postcopy_resume(d);
+	if (!err)
+		hm_warn("the source reconnected; %llu pages still to come",
+			(unsigned long long)st.missing);
+	return err;
+}
+
+int dest_reconnect(struct dest *d, int cause)
+{
+	uint64_t deadline = hm_now_ns() + (uint64_t)d->p.reconnect_ms * NSEC_PER_MSEC;
+	char why[256];
+	int err;
+
+	doorman_stop(d);
+	drop_link(d);
 	hm_warn("link to the source lost (%s)%s; waiting up to %.0f s for it to reconnect",
 		link_strerror(cause, "source"),
 		d->phase == PROTO_DST_RUNNING ? "; the guest waits for its pages"
@@ -363,34 +397,18 @@ int dest_reconnect(struct dest *d, int cause)
 		d->p.reconnect_ms / 1000.0);
 	inject_at("dst-reconnect");
 	while (hm_now_ns() < deadline) {
-		int left = (int)((deadline - hm_now_ns()) / NSEC_PER_MSEC) + 1;
-
-		err = link_accept(&d->link, d->p.listen_fd, d->p.stop_fd, left, true, &resume, why,
-				  sizeof(why));
+		why[0] = 0;
+		err = reconnect_once(d, (int)((deadline - hm_now_ns()) / NSEC_PER_MSEC) + 1, why,
+				     sizeof(why));
 		if (err == -ECANCELED || err == -ETIMEDOUT)
 			break;
-		pthread_mutex_lock(&d->ulock);
-		err = err ? err
-			  : link_answer(&d->link, d->p.listen_fd, d->p.stop_fd, why, sizeof(why));
-		pthread_mutex_unlock(&d->ulock);
-		st.missing = dest_missing(d);
-		proto_status_encode(buf, &st);
-		if (!err)
-			err = net_send(&d->link.bulk, PROTO_STATUS, 0, &v, 1);
-		if (!err && d->phase == PROTO_DST_RUNNING && d->postcopy)
-			err = dest_postcopy_resume(d);
 		if (!err) {
-			hm_warn("the source reconnected; %llu pages still to come",
-				(unsigned long long)st.missing);
 			d->link.bulk.timeout_ms = DEST_IO_TIMEOUT_MS;
 			doorman_start(d);
 			return 0;
 		}
 		hm_warn("reconnection failed: %s", why[0] ? why : strerror(-err));
-		dest_postcopy_stop_urgent(d);
-		pthread_mutex_lock(&d->ulock);
-		link_close(&d->link);
-		pthread_mutex_unlock(&d->ulock);
+		drop_link(d);
 	}
 	return dest_fail(d, cause, "the link to the source broke and it did not come back");
 }

@@ -413,16 +413,13 @@ static int load_tls(struct mig *m)
 	return 0;
 }
 
-struct mig *mig_start(struct vm *vm, const struct mig_params *p, mig_done_fn done, void *arg,
-		      char *why, size_t whylen)
+/* A migration of @vm with @p, not started yet; NULL when out of memory. */
+static struct mig *mig_alloc(struct vm *vm, const struct mig_params *p, mig_done_fn done, void *arg)
 {
 	struct mig *m = calloc(1, sizeof(*m));
-	int err;
 
-	if (!m) {
-		snprintf(why, whylen, "out of memory");
+	if (!m)
 		return NULL;
-	}
 	m->vm = vm;
 	m->p = *p;
 	m->s.bandwidth_limit = p->bandwidth;
@@ -434,6 +431,30 @@ struct mig *mig_start(struct vm *vm, const struct mig_params *p, mig_done_fn don
 	m->s.units_before = p->units_before;
 	snprintf(m->s.dirty_tracking, sizeof(m->s.dirty_tracking), "%s", dirty_tracking_name(vm));
 	pthread_mutex_init(&m->lock, NULL);
+	return m;
+}
+
+/* The page maps, one bit per guest page each. 0 or -ENOMEM. */
+static int alloc_maps(struct mig *m)
+{
+	uint64_t n = m->vm->mem.pages;
+
+	if (bitmap_init(&m->todo, n) || bitmap_init(&m->sent, n) || bitmap_init(&m->owed, n) ||
+	    bitmap_init(&m->fresh, n) || bitmap_init(&m->hot, n))
+		return -ENOMEM;
+	return 0;
+}
+
+struct mig *mig_start(struct vm *vm, const struct mig_params *p, mig_done_fn done, void *arg,
+		      char *why, size_t whylen)
+{
+	struct mig *m = mig_alloc(vm, p, done, arg);
+	int err;
+
+	if (!m) {
+		snprintf(why, whylen, "out of memory");
+		return NULL;
+	}
 	err = load_tls(m);
 	if (err) {
 		snprintf(why, whylen, "%s", m->s.error);
@@ -447,10 +468,8 @@ struct mig *mig_start(struct vm *vm, const struct mig_params *p, mig_done_fn don
 	}
 	link_init(&m->link, m->tls);
 	err = link_new_secret(&m->link);
-	if (!err && (bitmap_init(&m->todo, vm->mem.pages) || bitmap_init(&m->sent, vm->mem.pages) ||
-		     bitmap_init(&m->owed, vm->mem.pages) ||
-		     bitmap_init(&m->fresh, vm->mem.pages) || bitmap_init(&m->hot, vm->mem.pages)))
-		err = -ENOMEM;
+	if (!err)
+		err = alloc_maps(m);
 	if (!err && pthread_create(&m->thread, NULL, mig_thread, m))
 		err = -EAGAIN;
 	if (err) {

@@ -198,37 +198,34 @@ int mig_switch_stop_and_copy(struct mig *m)
 	return err ? err : handover(m, 0, t_pause, age);
 }
 
-int mig_switch_postcopy(struct mig *m)
+/*
+ * Before the pause: post-copy from the start scans what is resident while the
+ * guest still runs, with dirty logging on to catch pages touched after the
+ * scan (mincore of 4 GiB with the VM paused cost 2-6 ms of downtime); a
+ * hybrid switch drains the bulk queue of pre-copy first. 0 or -errno.
+ */
+static int before_pause(struct mig *m)
 {
-	uint64_t t_pause = hm_now_ns();
-	uint64_t age;
-	int64_t d;
 	int err;
 
-	mig_set_phase(m, "switch-over");
-	if (!m->dirty.enabled) {
-		/*
-		 * Scan what is resident while the guest still runs, with dirty
-		 * logging on to catch pages touched after the scan: mincore of
-		 * 4 GiB with the VM paused cost 2-6 ms of downtime.
-		 */
-		err = dirty_start_collect(&m->dirty, m->vm);
-		bitmap_drain_into(&m->todo, &m->vm->dev_dirty);
-		if (!err)
-			err = mig_queue_resident(m);
-		if (err)
-			return mig_fail(m, err, "cannot collect the pages to send: %s",
-					strerror(-err));
-		t_pause = hm_now_ns();
-	} else {
+	if (m->dirty.enabled) {
 		drain_bulk(m); /* hybrid: from pre-copy, with pages in flight */
-		t_pause = hm_now_ns();
+		return 0;
 	}
-	err = vm_pause(m->vm);
+	err = dirty_start_collect(&m->dirty, m->vm);
+	bitmap_drain_into(&m->todo, &m->vm->dev_dirty);
+	if (!err)
+		err = mig_queue_resident(m);
 	if (err)
-		return mig_fail(m, err, "the VM stopped during migration");
-	age = report_age(m, t_pause);
-	d = dirty_harvest_final(&m->dirty, &m->fresh);
+		return mig_fail(m, err, "cannot collect the pages to send: %s", strerror(-err));
+	return 0;
+}
+
+/* Paused: the last harvest joins what is owed; the pages written last go first. */
+static int collect_owed(struct mig *m)
+{
+	int64_t d = dirty_harvest_final(&m->dirty, &m->fresh);
+
 	if (d < 0)
 		return mig_fail(m, (int)d, "cannot collect the pages to send: %s",
 				strerror((int)-d));
@@ -240,6 +237,27 @@ int mig_switch_postcopy(struct mig *m)
 	m->s.remaining = bitmap_count(&m->todo);
 	/* what the destination is owed, kept to resume after a broken link */
 	bitmap_copy(&m->owed, &m->todo);
+	return 0;
+}
+
+int mig_switch_postcopy(struct mig *m)
+{
+	uint64_t t_pause;
+	uint64_t age;
+	int err;
+
+	mig_set_phase(m, "switch-over");
+	err = before_pause(m);
+	if (err)
+		return err;
+	t_pause = hm_now_ns();
+	err = vm_pause(m->vm);
+	if (err)
+		return mig_fail(m, err, "the VM stopped during migration");
+	age = report_age(m, t_pause);
+	err = collect_owed(m);
+	if (err)
+		return err;
 	hm_dbg("switch: paused and collected at %llu us",
 	       (unsigned long long)(hm_now_ns() - t_pause) / 1000);
 	err = net_send_pagemap(&m->link.bulk, &m->todo);

@@ -191,75 +191,117 @@ static const char *tls_params(struct mig_params *mp, const struct json_field *f,
 	return NULL;
 }
 
-static const char *migrate_params(struct vmctl *vc, const struct json_field *f, size_t n)
+/* "mode": auto (the default: the policy's choice), precopy, postcopy or hybrid. */
+static const char *mode_param(const struct json_field *mode, enum mig_mode *out)
+{
+	static const struct {
+		const char *name;
+		enum mig_mode mode;
+	} modes[] = {
+		{ "auto", MIG_AUTO },
+		{ "precopy", MIG_PRECOPY },
+		{ "postcopy", MIG_POSTCOPY },
+		{ "hybrid", MIG_HYBRID },
+	};
+
+	*out = MIG_AUTO;
+	if (!mode)
+		return NULL;
+	for (size_t i = 0; mode->type == JSON_STRING && i < ARRAY_SIZE(modes); i++) {
+		if (!strcmp(mode->str, modes[i].name)) {
+			*out = modes[i].mode;
+			return NULL;
+		}
+	}
+	return "unknown mode (auto, precopy, postcopy, hybrid)";
+}
+
+/* "to", "policy" (a file read now) and "record": the strings of a migrate request. */
+static const char *path_params(struct vmctl *vc, const struct json_field *f, size_t n)
 {
 	const struct json_field *to = json_find(f, n, "to");
-	const struct json_field *mode = json_find(f, n, "mode");
 	const struct json_field *pol = json_find(f, n, "policy");
 	const struct json_field *rec = json_find(f, n, "record");
-	static char bad_policy[400];
-	double bw = 0;
-	double dl = 0;
-	double to_s = 0;
-	double pc = 0;
-	double rc = 30;
-	double sb = SOCKBUF_DEFAULT_MAX;
-	const char *bad;
 
-	memset(&vc->mp, 0, sizeof(vc->mp));
 	if (!to || to->type != JSON_STRING || !*to->str)
 		return "migrate needs \"to\": \"ADDR:PORT\"";
 	if (strlen(to->str) >= sizeof(vc->mp.to))
 		return "\"to\" is too long";
 	memcpy(vc->mp.to, to->str, strlen(to->str) + 1);
-	/* the default is the policy's choice */
-	vc->mp.mode = MIG_AUTO;
-	if (mode && mode->type == JSON_STRING && !strcmp(mode->str, "postcopy"))
-		vc->mp.mode = MIG_POSTCOPY;
-	else if (mode && mode->type == JSON_STRING && !strcmp(mode->str, "hybrid"))
-		vc->mp.mode = MIG_HYBRID;
-	else if (mode && mode->type == JSON_STRING && !strcmp(mode->str, "precopy"))
-		vc->mp.mode = MIG_PRECOPY;
-	else if (mode && (mode->type != JSON_STRING || strcmp(mode->str, "auto")))
-		return "unknown mode (auto, precopy, postcopy, hybrid)";
 	policy_limits_default(&vc->mp.policy);
 	if (pol && (pol->type != JSON_STRING || !*pol->str))
 		return "policy must be a file path";
-	if (pol && policy_file_load(pol->str, &vc->mp.policy, bad_policy, sizeof(bad_policy)))
-		return bad_policy;
+	if (pol && policy_file_load(pol->str, &vc->mp.policy, vc->bad_param, sizeof(vc->bad_param)))
+		return vc->bad_param;
 	if (rec &&
 	    (rec->type != JSON_STRING || !*rec->str || strlen(rec->str) >= sizeof(vc->mp.record)))
 		return "record must be a file path";
 	if (rec)
 		memcpy(vc->mp.record, rec->str, strlen(rec->str) + 1);
-	if (num_field(f, n, "postcopy_after_rounds", 0, 1000, &pc))
+	return NULL;
+}
+
+/* The numbers of a migrate request, given or their defaults. */
+struct mig_numbers {
+	double bw;   /* bandwidth, bytes/s; 0: none */
+	double dl;   /* downtime_limit_ms; 0: the policy's */
+	double to_s; /* timeout_s; 0: none */
+	double pc;   /* postcopy_after_rounds */
+	double rc;   /* reconnect_s */
+	double sb;   /* socket_buffer */
+};
+
+static const char *number_params(const struct json_field *f, size_t n, struct mig_numbers *v)
+{
+	*v = (struct mig_numbers){ .rc = 30, .sb = SOCKBUF_DEFAULT_MAX };
+	if (num_field(f, n, "postcopy_after_rounds", 0, 1000, &v->pc))
 		return "postcopy_after_rounds must be 0 to 1000";
-	if (num_field(f, n, "reconnect_s", 0, 3600, &rc))
+	if (num_field(f, n, "reconnect_s", 0, 3600, &v->rc))
 		return "reconnect_s must be 0 to 3600";
-	if (num_field(f, n, "bandwidth", 0, 1e12, &bw))
+	if (num_field(f, n, "bandwidth", 0, 1e12, &v->bw))
 		return "bandwidth must be bytes/s, 0 to 1e12";
-	if (num_field(f, n, "downtime_limit_ms", 1, 600000, &dl))
+	if (num_field(f, n, "downtime_limit_ms", 1, 600000, &v->dl))
 		return "downtime_limit_ms must be 1 to 600000";
-	if (num_field(f, n, "timeout_s", 0, 86400, &to_s))
+	if (num_field(f, n, "timeout_s", 0, 86400, &v->to_s))
 		return "timeout_s must be 0 to 86400";
-	if (num_field(f, n, "socket_buffer", 0, 1 << 30, &sb))
+	if (num_field(f, n, "socket_buffer", 0, 1 << 30, &v->sb))
 		return "socket_buffer must be 0 (the kernel's autotuning) to 1 GiB";
-	bad = tls_params(&vc->mp, f, n);
+	return NULL;
+}
+
+/* The limits in vc->mp from the numbers: explicit options win over the policy file. */
+static void apply_numbers(struct mig_params *mp, const struct mig_numbers *v)
+{
+	mp->postcopy_after_rounds = (uint32_t)v->pc;
+	mp->reconnect_ns = (uint64_t)(v->rc * 1e9);
+	mp->bandwidth = (uint64_t)v->bw;
+	mp->socket_buffer = (uint64_t)v->sb;
+	if (v->dl > 0)
+		mp->policy.max_downtime_s = v->dl / 1e3;
+	mp->downtime_limit_ns = (uint64_t)(mp->policy.max_downtime_s * 1e9);
+	if (v->to_s > 0 && mp->mode != MIG_PRECOPY)
+		mp->policy.max_total_s = v->to_s;
+	/* auto and hybrid end by the policy's total-time limit, pre-copy by the timeout */
+	if (mp->mode == MIG_PRECOPY || mp->postcopy_after_rounds)
+		mp->timeout_ns = (uint64_t)(v->to_s * 1e9);
+}
+
+static const char *migrate_params(struct vmctl *vc, const struct json_field *f, size_t n)
+{
+	struct mig_numbers v;
+	const char *bad;
+
+	memset(&vc->mp, 0, sizeof(vc->mp));
+	bad = path_params(vc, f, n);
+	if (!bad)
+		bad = mode_param(json_find(f, n, "mode"), &vc->mp.mode);
+	if (!bad)
+		bad = number_params(f, n, &v);
+	if (!bad)
+		bad = tls_params(&vc->mp, f, n);
 	if (bad)
 		return bad;
-	vc->mp.postcopy_after_rounds = (uint32_t)pc;
-	vc->mp.reconnect_ns = (uint64_t)(rc * 1e9);
-	vc->mp.bandwidth = (uint64_t)bw;
-	vc->mp.socket_buffer = (uint64_t)sb;
-	/* explicit options win over the policy file */
-	if (dl > 0)
-		vc->mp.policy.max_downtime_s = dl / 1e3;
-	vc->mp.downtime_limit_ns = (uint64_t)(vc->mp.policy.max_downtime_s * 1e9);
-	if (to_s > 0 && vc->mp.mode != MIG_PRECOPY)
-		vc->mp.policy.max_total_s = to_s;
-	/* auto and hybrid end by the policy's total-time limit, pre-copy by the timeout */
-	if (vc->mp.mode == MIG_PRECOPY || vc->mp.postcopy_after_rounds)
-		vc->mp.timeout_ns = (uint64_t)(to_s * 1e9);
+	apply_numbers(&vc->mp, &v);
 	snprintf(vc->mp.spec, sizeof(vc->mp.spec), "%s", vc->spec->text);
 	vc->mp.units_before = meter_rate(&vc->units, RATE_WINDOW_NS);
 	return NULL;
@@ -457,22 +499,14 @@ static void cmd_set_downtime(struct ctl_req *req, const struct json_field *f, si
 }
 
 /* Names after KubeVirt's kubevirt_vmi_migration_* (docs/metrics.md). */
-void vmctl_mig_metrics(struct vmctl *vc, struct metrics_out *o)
+/* hybridmig_migration_info: where to, in which phase, in which requested mode. */
+static void metrics_info(struct vmctl *vc, const struct mig_stats *s, struct metrics_out *o)
 {
-	const struct mig_stats *s = &vc->mig_final;
-	struct mig_stats live;
 	char labels[320];
 	char a[96];
 	char b[160];
 	char c[48];
-	bool running = vc->mig_active && vc->mig;
 
-	if (!running && !vc->mig_final.start_ns)
-		return; /* none ran */
-	if (running) {
-		mig_snapshot(vc->mig, &live);
-		s = &live;
-	}
 	metrics_label(a, sizeof(a), "phase", s->phase);
 	metrics_label(b, sizeof(b), "to", vc->mp.to);
 	metrics_label(c, sizeof(c), "requested_mode", mig_mode_name(vc->mp.mode));
@@ -480,7 +514,11 @@ void vmctl_mig_metrics(struct vmctl *vc, struct metrics_out *o)
 	metrics_family(o, "hybridmig_migration_info", "gauge",
 		       "The running or last migration out of this process (always 1).");
 	metrics_sample(o, "hybridmig_migration_info", labels, 1);
-	metrics_gauge(o, "hybridmig_migration_running", "1 while a migration out runs.", running);
+}
+
+/* What moved and at what rates, against the limits. */
+static void metrics_data(const struct mig_stats *s, struct metrics_out *o)
+{
 	metrics_gauge(o, "hybridmig_migration_data_processed_bytes", "Page bytes sent so far.",
 		      (double)s->bytes_raw);
 	metrics_gauge(o, "hybridmig_migration_data_remaining_bytes", "Page bytes still queued.",
@@ -498,6 +536,24 @@ void vmctl_mig_metrics(struct vmctl *vc, struct metrics_out *o)
 		      "The bandwidth cap, bytes/s (0: none).", (double)s->bandwidth_limit);
 	metrics_gauge(o, "hybridmig_migration_downtime_limit_seconds", "The downtime limit.",
 		      (double)s->downtime_limit_ns / 1e9);
+}
+
+void vmctl_mig_metrics(struct vmctl *vc, struct metrics_out *o)
+{
+	const struct mig_stats *s = &vc->mig_final;
+	struct mig_stats live;
+	char a[96];
+	bool running = vc->mig_active && vc->mig;
+
+	if (!running && !vc->mig_final.start_ns)
+		return; /* none ran */
+	if (running) {
+		mig_snapshot(vc->mig, &live);
+		s = &live;
+	}
+	metrics_info(vc, s, o);
+	metrics_gauge(o, "hybridmig_migration_running", "1 while a migration out runs.", running);
+	metrics_data(s, o);
 	metrics_gauge(o, "hybridmig_migration_rounds", "Pre-copy rounds.", s->rounds);
 	metrics_gauge(o, "hybridmig_migration_postcopy", "1 once it switched to post-copy.",
 		      s->postcopy);

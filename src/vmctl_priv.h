@@ -47,6 +47,7 @@ struct vmctl {
 	struct event *mig_done_ev; /* activated from the migration thread */
 	struct event *mig_tick_ev; /* progress lines to the requester */
 	struct mig_params mp;
+	char bad_param[400]; /* why a migrate request's policy file was refused */
 	struct mig_stats mig_final;
 	bool migrated;
 	bool fenced; /* the switch-over did not complete: the guest may run there; never resume */
