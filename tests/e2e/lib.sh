@@ -216,6 +216,44 @@ landed() {
 	check "$n: destination exits 0" [ $? -eq 0 ]
 }
 
+# writer_rate MAX: the pages/s for a dirtier that a test needs pre-copy to
+# outrun. MAX where this machine's migration moves pages four times as fast
+# (hardware KVM: always), else a quarter of what it moves, so that each
+# pre-copy round leaves about a quarter of the one before: under an emulated
+# CPU (tools/nested-kvm.sh) a migration moves ~700 pages/s, and a 20000
+# pages/s writer would never converge there. Measured once per boot and
+# binary by a pre-copy of a 32 MiB working set (on port PORT + 900), cached
+# beside the binary. Call it as R=$(writer_rate N) || exit 1.
+writer_rate() {
+	_c=$(dirname "$HM")/.migrate-pages-per-s
+	_k="$(cat /proc/sys/kernel/random/boot_id) $(stat -c %Y "$HM")"
+	if [ "$(sed -n 1p "$_c" 2>/dev/null)" != "$_k" ]; then
+		_p=$((PORT + 900))
+		start_bg cal_d incoming $TLS_DST --listen 127.0.0.1:$_p --control "$T/cal.d.sock"
+		start_bg cal_s run --mem 128M --guest dirtier:wss=32M,fill=1 --control "$T/cal.s.sock"
+		wait_sock "$T/cal.s.sock"
+		sleep 0.5
+		"$HM" migrate --mode precopy $TLS_SRC --control "$T/cal.s.sock" --to 127.0.0.1:$_p \
+			--json >"$T/cal.mig" 2>"$T/cal.err"
+		_rc=$?
+		"$HM" stop --control "$T/cal.d.sock" >/dev/null 2>&1
+		wait_exit "$PID_cal_d" 10 >/dev/null
+		wait_exit "$PID_cal_s" 10 >/dev/null
+		_pps=$(tail -1 "$T/cal.mig" | python3 -c '
+import json, sys
+r = json.load(sys.stdin)
+print(int(r["bandwidth_mbps"] * 1e6 * r["compression_ratio"] / 8 / 4096))' 2>/dev/null)
+		if [ $_rc -ne 0 ] || [ -z "$_pps" ]; then
+			cat "$T/cal.err" >&2
+			echo "FAIL: cannot measure how fast this machine migrates (exit $_rc)" >&2
+			return 1
+		fi
+		printf '%s\n%s\n' "$_k" "$_pps" >"$_c"
+		echo "this machine migrates $_pps pages/s (cached in $_c)" >&2
+	fi
+	python3 -c 'import sys; print(max(50, min(int(sys.argv[1]), int(sys.argv[2]) // 4)))' "$1" "$(sed -n 2p "$_c")"
+}
+
 finish() {
 	echo "$passed passed, $failed failed"
 	[ "$failed" -eq 0 ]

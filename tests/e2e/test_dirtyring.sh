@@ -78,7 +78,8 @@ hop() {
 	check "$n: verify ok after the move" [ "$v" = ok ]
 }
 
-start_bg a run -v --mem 512M --vcpus 2 --guest dirtier:wss=64M,rate=20000,pattern=random,io=20 \
+R=$(writer_rate 20000) || exit 1
+start_bg a run -v --mem 512M --vcpus 2 --guest dirtier:wss=64M,rate=$R,pattern=random,io=20 \
 	--control "$T/a.sock"
 wait_sock "$T/a.sock" || bad "a: source did not come up"
 sleep 0.5

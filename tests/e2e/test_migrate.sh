@@ -60,8 +60,9 @@ source_fine() {
 }
 
 GROWS=0 migrate_ok idle --mem 256M --guest idle
-GROWS=1 migrate_ok dirtier1 --mem 256M --guest dirtier:wss=32M,rate=20000
-GROWS=1 migrate_ok dirtier2io --mem 256M --vcpus 2 --guest dirtier:wss=32M,rate=20000,pattern=random,io=20
+R=$(writer_rate 20000) || exit 1
+GROWS=1 migrate_ok dirtier1 --mem 256M --guest dirtier:wss=32M,rate=$R
+GROWS=1 migrate_ok dirtier2io --mem 256M --vcpus 2 --guest dirtier:wss=32M,rate=$R,pattern=random,io=20
 
 # --- the destination refuses: VM keeps running on the source -------------------
 PORT=$((PORT + 1))

@@ -79,7 +79,8 @@ fenced() {
 	check "$1: SIGTERM refused while fenced" [ "$(state "$T/$1.s.sock")" = fenced ]
 }
 
-GUEST="--mem 256M --guest dirtier:wss=32M,rate=20000"
+R=$(writer_rate 20000) || exit 1
+GUEST="--mem 256M --guest dirtier:wss=32M,rate=$R"
 
 # --- row 2: READY lost with the link: the source resumes, the destination drops it
 DST_ARGS="--reconnect-timeout 2" DST_ENV="HYBRIDMIG_INJECT=dst-ready:skip" pair r2 $GUEST

@@ -41,7 +41,8 @@ done
 check "the destination is still waiting" kill -0 "$PID_s_dst"
 n=$(grep -c "refused a connection" "$T/s_dst.err")
 check "the destination logged each refusal ($n of 5)" [ "$n" -ge 5 ]
-start_bg s_src run --mem 256M --guest dirtier:wss=32M,rate=20000 --control "$T/s.s.sock"
+R=$(writer_rate 20000) || exit 1
+start_bg s_src run --mem 256M --guest dirtier:wss=32M,rate=$R --control "$T/s.s.sock"
 wait_sock "$T/s.s.sock"
 "$HM" migrate --mode precopy $TLS_SRC --control "$T/s.s.sock" --to 127.0.0.1:$PORT >/dev/null 2>"$T/s.err"
 check "after the strays the real source migrates" [ $? -eq 0 ]
