@@ -7,10 +7,11 @@
 require_kvm
 net_up hmt$$ --rate 1gbit
 PORT=$((10000 + $$ % 20000)) # below the ephemeral range (32768+)
+R=$(writer_rate 5000) || exit 1
 
 # --- a dirtier below the 1 Gbit/s link, 2 vCPUs, I/O on ----------------------
 bg_in b d1 incoming $TLS_DST --listen "$B:$PORT" --control "$T/d1.sock"
-bg_in a s1 run --mem 256M --vcpus 2 --guest dirtier:wss=64M,rate=5000,io=5 --control "$T/s1.sock"
+bg_in a s1 run --mem 256M --vcpus 2 --guest dirtier:wss=64M,rate=$R,io=5 --control "$T/s1.sock"
 wait_sock "$T/s1.sock"
 sleep 0.5
 ip netns exec $NET-a "$HM" migrate --mode precopy $TLS_SRC --control "$T/s1.sock" --to "$B:$PORT" --json >"$T/m1" 2>&1
@@ -26,7 +27,7 @@ wait "$PID_d1" "$PID_s1"
 PORT=$((PORT + 1))
 bash tools/testnet.sh proxy $NET $((PORT + 100)) $PORT 0.5 >/dev/null
 bg_in b d2 incoming $TLS_DST --listen "$B:$PORT" --control "$T/d2.sock"
-bg_in a s2 run --mem 128M --guest dirtier:wss=16M,rate=5000 --control "$T/s2.sock"
+bg_in a s2 run --mem 128M --guest dirtier:wss=16M,rate=$R --control "$T/s2.sock"
 wait_sock "$T/s2.sock"
 ip netns exec $NET-a "$HM" migrate --mode precopy $TLS_SRC --control "$T/s2.sock" --to "$A:$((PORT + 100))" --json >"$T/m2" 2>&1
 check "1 ms RTT: migrate exits 0" [ $? -eq 0 ]
