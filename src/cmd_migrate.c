@@ -4,7 +4,6 @@
 #include <errno.h>
 #include <event2/event.h>
 #include <event2/thread.h>
-#include <getopt.h>
 #include <limits.h>
 #include <signal.h>
 #include <pthread.h>
@@ -31,6 +30,7 @@
 #include "src/vm.h"
 #include "src/vmctl.h"
 #include "src/cmd.h"
+#include "src/cmdopt.h"
 #include "src/policy_record.h"
 
 struct migrate_opts {
@@ -75,7 +75,7 @@ static void catch_interrupts(void)
 			strerror(errno));
 }
 
-static void migrate_usage(void)
+static void migrate_usage(const char *cmd)
 {
 	printf(
 	    "usage: hybridmig migrate --control PATH --to ADDR:PORT [--mode MODE]\n"
@@ -202,113 +202,40 @@ static const char *abs_out_path(const char *p, char *buf, size_t len)
 	return buf;
 }
 
-static int parse_migrate(int argc, char **argv, struct migrate_opts *o)
+/* --socket-buffer: noted as given, for 0 ("kernel") is a value too. */
+static int set_sockbuf(const struct cmdopt *d, const char *arg, void *opts)
 {
-	static const struct option opts[] = {
-		{ "control", required_argument, NULL, 's' },
-		{ "to", required_argument, NULL, 't' },
-		{ "mode", required_argument, NULL, 'm' },
-		{ "bandwidth", required_argument, NULL, 'b' },
-		{ "downtime-limit", required_argument, NULL, 'd' },
-		{ "timeout", required_argument, NULL, 'T' },
-		{ "postcopy-after-rounds", required_argument, NULL, 'P' },
-		{ "reconnect-timeout", required_argument, NULL, 'R' },
-		{ "socket-buffer", required_argument, NULL, 'S' },
-		{ "tls-dir", required_argument, NULL, 'D' },
-		{ "tls-peer", required_argument, NULL, 'N' },
-		{ "insecure", no_argument, NULL, 'I' },
-		{ "policy", required_argument, NULL, 'p' },
-		{ "record", required_argument, NULL, 'r' },
-		{ "resume", no_argument, NULL, 'U' },
-		{ "json", no_argument, NULL, 'j' },
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
-	};
-	struct sockaddr_storage sa;
-	socklen_t salen;
-	int c;
+	struct migrate_opts *o = opts;
 
-	while ((c = getopt_long(argc, argv, "+", opts, NULL)) != -1) {
-		switch (c) {
-		case 's':
-			o->control = optarg;
-			break;
-		case 't':
-			if (net_parse_sockaddr(optarg, &sa, &salen))
-				return cmd_usage_error(
-				    "migrate",
-				    "bad --to '%s' (want IPV4:PORT, HOST:PORT or "
-				    "[IPV6]:PORT)",
-				    optarg);
-			o->to = optarg;
-			break;
-		case 'm':
-			o->mode = optarg;
-			break;
-		case 'b':
-			if (parse_rate(optarg, &o->bandwidth))
-				return cmd_usage_error("migrate", "bad --bandwidth '%s'", optarg);
-			break;
-		case 'd':
-			if (parse_count_range(optarg, 1, 600000, &o->downtime_ms))
-				return cmd_usage_error("migrate",
-						       "bad --downtime-limit '%s' (1 to 600000 ms)",
-						       optarg);
-			break;
-		case 'T':
-			if (parse_count_range(optarg, 1, 86400, &o->timeout_s))
-				return cmd_usage_error("migrate",
-						       "bad --timeout '%s' (1 to 86400 s)", optarg);
-			break;
-		case 'P':
-			if (parse_count_range(optarg, 1, 1000, &o->pc_rounds))
-				return cmd_usage_error(
-				    "migrate", "bad --postcopy-after-rounds '%s' (1 to 1000)",
-				    optarg);
-			break;
-		case 'R':
-			if (parse_count_range(optarg, 0, 3600, &o->reconnect_s))
-				return cmd_usage_error("migrate",
-						       "bad --reconnect-timeout '%s' (0 to 3600 s)",
-						       optarg);
-			break;
-		case 'S':
-			o->sockbuf_given = true;
-			if (parse_socket_buffer(optarg, &o->sockbuf))
-				return cmd_usage_error(
-				    "migrate", "bad --socket-buffer '%s' (64K to 1G, or kernel)",
-				    optarg);
-			break;
-		case 'D':
-			o->tls_dir = optarg;
-			break;
-		case 'N':
-			o->tls_peer = optarg;
-			break;
-		case 'I':
-			o->insecure = true;
-			break;
-		case 'p':
-			o->policy = optarg;
-			break;
-		case 'r':
-			o->record = optarg;
-			break;
-		case 'U':
-			o->resume = true;
-			break;
-		case 'j':
-			o->json = true;
-			break;
-		case 'h':
-			migrate_usage();
-			return -1;
-		default:
-			return cmd_usage_error("migrate", "%s", "invalid option");
-		}
-	}
-	if (optind < argc)
-		return cmd_usage_error("migrate", "unexpected argument '%s'", argv[optind]);
+	o->sockbuf_given = true;
+	return parse_socket_buffer(arg, &o->sockbuf);
+}
+
+#define AT(f) CMDOPT_AT(struct migrate_opts, f)
+static const struct cmdopt migrate_options[] = {
+	{ "control", CMDOPT_STRING, AT(control) },
+	{ "to", CMDOPT_ADDR, AT(to), .hint = "want IPV4:PORT, HOST:PORT or [IPV6]:PORT" },
+	{ "mode", CMDOPT_STRING, AT(mode) },
+	{ "bandwidth", CMDOPT_RATE, AT(bandwidth) },
+	{ "downtime-limit", CMDOPT_COUNT, AT(downtime_ms), .lo = 1, .hi = 600000, .unit = "ms" },
+	{ "timeout", CMDOPT_COUNT, AT(timeout_s), .lo = 1, .hi = 86400, .unit = "s" },
+	{ "postcopy-after-rounds", CMDOPT_COUNT, AT(pc_rounds), .lo = 1, .hi = 1000 },
+	{ "reconnect-timeout", CMDOPT_COUNT, AT(reconnect_s), .lo = 0, .hi = 3600, .unit = "s" },
+	{ "socket-buffer", CMDOPT_CALL, .set = set_sockbuf, .hint = "64K to 1G, or kernel" },
+	{ "tls-dir", CMDOPT_STRING, AT(tls_dir) },
+	{ "tls-peer", CMDOPT_STRING, AT(tls_peer) },
+	{ "insecure", CMDOPT_FLAG, AT(insecure) },
+	{ "policy", CMDOPT_STRING, AT(policy) },
+	{ "record", CMDOPT_STRING, AT(record) },
+	{ "resume", CMDOPT_FLAG, AT(resume) },
+	{ "json", CMDOPT_FLAG, AT(json) },
+	{ NULL },
+};
+#undef AT
+
+/* The options together: what is required, what excludes what, the mode, the policy file. */
+static int migrate_check(const struct migrate_opts *o)
+{
 	if (o->resume)
 		return o->control ? 0
 				  : cmd_usage_error("migrate", "%s", "--control PATH is required");
@@ -336,6 +263,13 @@ static int parse_migrate(int argc, char **argv, struct migrate_opts *o)
 			return cmd_usage_error("migrate", "%s", why);
 	}
 	return 0;
+}
+
+static int parse_migrate(int argc, char **argv, struct migrate_opts *o)
+{
+	int ret = cmdopt_parse("migrate", migrate_options, argc, argv, o, migrate_usage);
+
+	return ret ? ret : migrate_check(o);
 }
 
 static void migrate_progress(struct migrate_opts *o, const struct json_field *f, int n)
