@@ -22,6 +22,7 @@ struct vm;
 struct vmctl;
 struct control;
 struct metrics;
+struct cmdopt;
 
 #define EXIT_USAGE    2
 #define EXIT_BADPAGES 3
@@ -65,6 +66,11 @@ struct run_ctx {
 int metrics_addr_check(const char *cmd, const char *addr);
 /* Print "hybridmig CMD: MESSAGE" and a hint; returns EXIT_USAGE. */
 int cmd_usage_error(const char *cmd, const char *fmt, ...) __printf(2, 3);
+/* Option callbacks (src/cmdopt.h) several commands share. */
+/* --dirty-tracking MODE into the enum dirty_mode at @o's field; 0 or -EINVAL. */
+int cmd_opt_dirty(const struct cmdopt *o, const char *arg, void *opts);
+/* -v, --verbose: one log level more, up to debug; 0. */
+int cmd_opt_verbose(const struct cmdopt *o, const char *arg, void *opts);
 
 int cmd_run(int argc, char **argv);
 int cmd_incoming(int argc, char **argv);

@@ -5,7 +5,6 @@
 #include <math.h>
 #include <event2/event.h>
 #include <event2/thread.h>
-#include <getopt.h>
 #include <limits.h>
 #include <signal.h>
 #include <pthread.h>
@@ -35,6 +34,7 @@
 #include "src/vm.h"
 #include "src/vmctl.h"
 #include "src/cmd.h"
+#include "src/cmdopt.h"
 
 struct incoming_ctx {
 	struct run_ctx rc;
@@ -51,7 +51,7 @@ struct incoming_ctx {
 	bool failed;
 };
 
-static void incoming_usage(void)
+static void incoming_usage(const char *cmd)
 {
 	printf(
 	    "usage: hybridmig incoming --listen ADDR:PORT (--tls-dir DIR [--tls-peer NAME] |\n"
@@ -198,29 +198,45 @@ static uint64_t mem_available(void)
 	return (uint64_t)kb * 1024;
 }
 
+/* --wait, --reconnect-timeout S: the int milliseconds the destination takes. */
+static int set_ms(const struct cmdopt *d, const char *arg, void *opts)
+{
+	uint64_t s;
+	int err = parse_count_range(arg, d->lo, d->hi, &s);
+
+	if (!err)
+		*(int *)cmdopt_field(d, opts) = (int)min_t(uint64_t, s * 1000, INT32_MAX);
+	return err;
+}
+
+#define AT(f) CMDOPT_AT(struct incoming_ctx, f)
+static const struct cmdopt incoming_options[] = {
+	{ "listen", CMDOPT_STRING, AT(listen) },
+	{ "control", CMDOPT_STRING, AT(rc.o.control) },
+	{ "max-mem", CMDOPT_SIZE, AT(dp.max_mem) },
+	{ "tls-dir", CMDOPT_STRING, AT(tls_dir) },
+	{ "tls-peer", CMDOPT_STRING, AT(tls_peer) },
+	{ "insecure", CMDOPT_FLAG, AT(insecure) },
+	{ "wait", CMDOPT_CALL, AT(dp.wait_ms), .set = set_ms, .lo = 1, .hi = 86400 * 365,
+	  .hint = "seconds" },
+	{ "reconnect-timeout", CMDOPT_CALL, AT(dp.reconnect_ms), .set = set_ms, .lo = 1, .hi = 3600,
+	  .unit = "s" },
+	{ "dirty-tracking", CMDOPT_CALL, AT(dp.dirty), .set = cmd_opt_dirty,
+	  .hint = "ring, log or auto" },
+	{ "json", CMDOPT_FLAG, AT(rc.o.json) },
+	{ "metrics-listen", CMDOPT_ADDR, AT(rc.o.metrics_listen),
+	  .hint = "ADDR:PORT, [IPv6]:PORT" },
+	{ "socket-buffer", CMDOPT_SOCKBUF, AT(sockbuf), .hint = "64K to 1G, or kernel" },
+	{ "verbose", CMDOPT_ACTION, .set = cmd_opt_verbose, .short_name = 'v' },
+	{ NULL },
+};
+#undef AT
+
 static int parse_incoming(int argc, char **argv, struct incoming_ctx *ic)
 {
-	static const struct option opts[] = {
-		{ "listen", required_argument, NULL, 'l' },
-		{ "control", required_argument, NULL, 's' },
-		{ "max-mem", required_argument, NULL, 'm' },
-		{ "tls-dir", required_argument, NULL, 'D' },
-		{ "tls-peer", required_argument, NULL, 'N' },
-		{ "insecure", no_argument, NULL, 'I' },
-		{ "wait", required_argument, NULL, 'W' },
-		{ "reconnect-timeout", required_argument, NULL, 'R' },
-		{ "dirty-tracking", required_argument, NULL, 'd' },
-		{ "json", no_argument, NULL, 'j' },
-		{ "metrics-listen", required_argument, NULL, 'M' },
-		{ "socket-buffer", required_argument, NULL, 'S' },
-		{ "verbose", no_argument, NULL, 'v' },
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
-	};
 	const char *dt = getenv("HYBRIDMIG_DIRTY_TRACKING");
 	struct sysinfo si;
-	uint64_t wait_s;
-	int c;
+	int ret;
 
 	ic->dp.max_mem = sysinfo(&si) ? HM_MAX_RAM : (uint64_t)si.totalram * si.mem_unit;
 	ic->dp.wait_ms = -1;
@@ -228,73 +244,9 @@ static int parse_incoming(int argc, char **argv, struct incoming_ctx *ic)
 	if (dt && dirty_mode_parse(dt, &ic->dp.dirty))
 		return cmd_usage_error("incoming",
 				       "bad HYBRIDMIG_DIRTY_TRACKING '%s' (ring, log or auto)", dt);
-	while ((c = getopt_long(argc, argv, "+v", opts, NULL)) != -1) {
-		switch (c) {
-		case 'l':
-			ic->listen = optarg;
-			break;
-		case 's':
-			ic->rc.o.control = optarg;
-			break;
-		case 'm':
-			if (parse_size(optarg, &ic->dp.max_mem))
-				return cmd_usage_error("incoming", "bad --max-mem '%s'", optarg);
-			break;
-		case 'D':
-			ic->tls_dir = optarg;
-			break;
-		case 'N':
-			ic->tls_peer = optarg;
-			break;
-		case 'I':
-			ic->insecure = true;
-			break;
-		case 'W':
-			if (parse_count_range(optarg, 1, 86400 * 365, &wait_s))
-				return cmd_usage_error("incoming", "bad --wait '%s' (seconds)",
-						       optarg);
-			ic->dp.wait_ms = (int)min_t(uint64_t, wait_s * 1000, INT32_MAX);
-			break;
-		case 'R':
-			if (parse_count_range(optarg, 1, 3600, &wait_s))
-				return cmd_usage_error("incoming",
-						       "bad --reconnect-timeout '%s' (1 to 3600 s)",
-						       optarg);
-			ic->dp.reconnect_ms = (int)wait_s * 1000;
-			break;
-		case 'd':
-			if (dirty_mode_parse(optarg, &ic->dp.dirty))
-				return cmd_usage_error(
-				    "incoming", "bad --dirty-tracking '%s' (ring, log or auto)",
-				    optarg);
-			break;
-		case 'j':
-			ic->rc.o.json = true;
-			break;
-		case 'M':
-			if (metrics_addr_check("incoming", optarg))
-				return EXIT_USAGE;
-			ic->rc.o.metrics_listen = optarg;
-			break;
-		case 'S':
-			if (parse_socket_buffer(optarg, &ic->sockbuf))
-				return cmd_usage_error(
-				    "incoming", "bad --socket-buffer '%s' (64K to 1G, or kernel)",
-				    optarg);
-			break;
-		case 'v':
-			log_set_level(log_get_level() < HM_LOG_DBG ? log_get_level() + 1
-								   : HM_LOG_DBG);
-			break;
-		case 'h':
-			incoming_usage();
-			return -1;
-		default:
-			return cmd_usage_error("incoming", "%s", "invalid option");
-		}
-	}
-	if (optind < argc)
-		return cmd_usage_error("incoming", "unexpected argument '%s'", argv[optind]);
+	ret = cmdopt_parse("incoming", incoming_options, argc, argv, ic, incoming_usage);
+	if (ret)
+		return ret;
 	if (!ic->listen)
 		return cmd_usage_error("incoming", "%s", "--listen ADDR:PORT is required");
 	if (ic->insecure && ic->tls_dir)
