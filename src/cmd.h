@@ -62,8 +62,6 @@ struct run_ctx {
 	bool progress_shown;
 };
 
-/* 0 when @addr is a --metrics-listen address; else says so and returns EXIT_USAGE. */
-int metrics_addr_check(const char *cmd, const char *addr);
 /* Print "hybridmig CMD: MESSAGE" and a hint; returns EXIT_USAGE. */
 int cmd_usage_error(const char *cmd, const char *fmt, ...) __printf(2, 3);
 /* Option callbacks (src/cmdopt.h) several commands share. */

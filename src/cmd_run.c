@@ -4,7 +4,6 @@
 #include <errno.h>
 #include <event2/event.h>
 #include <event2/thread.h>
-#include <getopt.h>
 #include <limits.h>
 #include <signal.h>
 #include <pthread.h>
@@ -32,10 +31,11 @@
 #include "src/vm.h"
 #include "src/vmctl.h"
 #include "src/cmd.h"
+#include "src/cmdopt.h"
 
 #define DEFAULT_MEM (1ULL << 30)
 
-static void print_run_help(void)
+static void print_run_help(const char *cmd)
 {
 	printf("usage: hybridmig run [--mem SIZE] [--vcpus N] [--guest NAME[:k=v,...]]\n"
 	       "                     [--control PATH] [--seconds N] [--dirty-tracking MODE]\n"
@@ -65,93 +65,42 @@ static void print_run_help(void)
 	       "  -v, --verbose     more messages on stderr (repeat for debug)\n");
 }
 
+/* --mem: a size from 8M to HM_MAX_RAM, in whole pages. */
+static int set_mem(const struct cmdopt *d, const char *arg, void *opts)
+{
+	struct run_opts *o = opts;
+
+	if (parse_size(arg, &o->mem) || o->mem < (8ULL << 20) || o->mem > HM_MAX_RAM ||
+	    o->mem % HM_PAGE_SIZE)
+		return -EINVAL;
+	return 0;
+}
+
+#define AT(f) CMDOPT_AT(struct run_opts, f)
+static const struct cmdopt run_options[] = {
+	{ "mem", CMDOPT_CALL, .set = set_mem, .hint = "a size from 8M to 128G, a multiple of 4K" },
+	{ "vcpus", CMDOPT_COUNT, AT(vcpus), .lo = 1, .hi = HM_MAX_VCPUS },
+	{ "guest", CMDOPT_STRING, AT(guest) },
+	{ "control", CMDOPT_STRING, AT(control) },
+	{ "seconds", CMDOPT_COUNT, AT(seconds), .lo = 1, .hi = 1000000 },
+	{ "dirty-tracking", CMDOPT_CALL, AT(dirty), .set = cmd_opt_dirty,
+	  .hint = "ring, log or auto" },
+	{ "json", CMDOPT_FLAG, AT(json) },
+	{ "metrics-listen", CMDOPT_ADDR, AT(metrics_listen), .hint = "ADDR:PORT, [IPv6]:PORT" },
+	{ "verbose", CMDOPT_ACTION, .set = cmd_opt_verbose, .short_name = 'v' },
+	{ NULL },
+};
+#undef AT
+
 static int parse_run_opts(int argc, char **argv, struct run_opts *o)
 {
-	static const struct option opts[] = {
-		{ "mem", required_argument, NULL, 'm' },
-		{ "vcpus", required_argument, NULL, 'c' },
-		{ "guest", required_argument, NULL, 'g' },
-		{ "control", required_argument, NULL, 's' },
-		{ "seconds", required_argument, NULL, 't' },
-		{ "dirty-tracking", required_argument, NULL, 'd' },
-		{ "json", no_argument, NULL, 'j' },
-		{ "metrics-listen", required_argument, NULL, 'M' },
-		{ "verbose", no_argument, NULL, 'v' },
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
-	};
 	const char *dt = getenv("HYBRIDMIG_DIRTY_TRACKING");
-	uint64_t v;
-	int c;
 
 	*o = (struct run_opts){ .mem = DEFAULT_MEM, .vcpus = 1, .guest = "dirtier" };
 	if (dt && dirty_mode_parse(dt, &o->dirty))
 		return cmd_usage_error("run",
 				       "bad HYBRIDMIG_DIRTY_TRACKING '%s' (ring, log or auto)", dt);
-	while ((c = getopt_long(argc, argv, "+v", opts, NULL)) != -1) {
-		switch (c) {
-		case 'm':
-			if (parse_size(optarg, &o->mem) || o->mem < (8ULL << 20) ||
-			    o->mem > HM_MAX_RAM || o->mem % HM_PAGE_SIZE)
-				return cmd_usage_error("run",
-						       "bad --mem '%s' (a size from 8M to 128G, "
-						       "a multiple of 4K)",
-						       optarg);
-			break;
-		case 'c':
-			if (parse_count_range(optarg, 1, HM_MAX_VCPUS, &v))
-				return cmd_usage_error("run", "bad --vcpus '%s' (1 to 8)", optarg);
-			o->vcpus = (unsigned int)v;
-			break;
-		case 'g':
-			o->guest = optarg;
-			break;
-		case 's':
-			o->control = optarg;
-			break;
-		case 't':
-			if (parse_count_range(optarg, 1, 1000000, &o->seconds))
-				return cmd_usage_error("run", "bad --seconds '%s' (1 to 1000000)",
-						       optarg);
-			break;
-		case 'd':
-			if (dirty_mode_parse(optarg, &o->dirty))
-				return cmd_usage_error(
-				    "run", "bad --dirty-tracking '%s' (ring, log or auto)", optarg);
-			break;
-		case 'j':
-			o->json = true;
-			break;
-		case 'M':
-			if (metrics_addr_check("run", optarg))
-				return EXIT_USAGE;
-			o->metrics_listen = optarg;
-			break;
-		case 'v':
-			log_set_level(log_get_level() + 1 > HM_LOG_DBG ? HM_LOG_DBG
-								       : log_get_level() + 1);
-			break;
-		case 'h':
-			print_run_help();
-			return -1;
-		default:
-			return cmd_usage_error("run", "%s", "invalid option");
-		}
-	}
-	if (optind < argc)
-		return cmd_usage_error("run", "unexpected argument '%s'", argv[optind]);
-	return 0;
-}
-
-int metrics_addr_check(const char *cmd, const char *addr)
-{
-	struct sockaddr_storage ss;
-	socklen_t len;
-
-	if (net_parse_sockaddr(addr, &ss, &len))
-		return cmd_usage_error(cmd, "bad --metrics-listen '%s' (ADDR:PORT, [IPv6]:PORT)",
-				       addr);
-	return 0;
+	return cmdopt_parse("run", run_options, argc, argv, o, print_run_help);
 }
 
 static void human_bytes(char *buf, size_t len, double b)
