@@ -76,7 +76,8 @@ int cmd_migrate(int argc, char **argv);
 int cmd_client(const char *cmd, int argc, char **argv);
 int cmd_policy(int argc, char **argv);
 int cmd_policy_explain(int argc, char **argv);
-void cmd_policy_usage(void);
+/* The help of policy and its subcommands (@cmd: "policy"). */
+void cmd_policy_usage(const char *cmd);
 int cmd_trace(int argc, char **argv);
 
 /* The loop of a VM (rc->vm set): control socket, signals, timers. 0 or -errno. */

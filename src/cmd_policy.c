@@ -12,12 +12,12 @@
  */
 #define LOG_PREFIX ""
 #include <errno.h>
-#include <getopt.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include "src/cmd.h"
+#include "src/cmdopt.h"
 #include "src/json.h"
 #include "src/log.h"
 #include "src/parse.h"
@@ -47,7 +47,7 @@ struct sim {
 	uint32_t samples;
 };
 
-void cmd_policy_usage(void)
+void cmd_policy_usage(const char *cmd)
 {
 	printf("usage: hybridmig policy simulate --trace FILE [--policy FILE] [--bandwidth RATE]\n"
 	       "                                 [--json]\n"
@@ -251,43 +251,22 @@ static int one_line(struct sim *s, char *line, char *why, size_t len)
 	return 0;
 }
 
+#define AT(f) CMDOPT_AT(struct sim_opts, f)
+static const struct cmdopt sim_options[] = {
+	{ "trace", CMDOPT_STRING, AT(trace) },
+	{ "policy", CMDOPT_STRING, AT(policy) },
+	{ "bandwidth", CMDOPT_RATE, AT(bandwidth), .lo = 1 },
+	{ "json", CMDOPT_FLAG, AT(json) },
+	{ NULL },
+};
+#undef AT
+
 static int parse_sim(int argc, char **argv, struct sim_opts *o)
 {
-	static const struct option opts[] = {
-		{ "trace", required_argument, NULL, 't' },
-		{ "policy", required_argument, NULL, 'p' },
-		{ "bandwidth", required_argument, NULL, 'b' },
-		{ "json", no_argument, NULL, 'j' },
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
-	};
-	int c;
+	int ret = cmdopt_parse("policy", sim_options, argc, argv, o, cmd_policy_usage);
 
-	optind = 1;
-	while ((c = getopt_long(argc, argv, "+", opts, NULL)) != -1) {
-		switch (c) {
-		case 't':
-			o->trace = optarg;
-			break;
-		case 'p':
-			o->policy = optarg;
-			break;
-		case 'b':
-			if (parse_rate(optarg, &o->bandwidth) || !o->bandwidth)
-				return cmd_usage_error("policy", "bad --bandwidth '%s'", optarg);
-			break;
-		case 'j':
-			o->json = true;
-			break;
-		case 'h':
-			cmd_policy_usage();
-			return -1;
-		default:
-			return cmd_usage_error("policy", "%s", "invalid option");
-		}
-	}
-	if (optind < argc)
-		return cmd_usage_error("policy", "unexpected argument '%s'", argv[optind]);
+	if (ret)
+		return ret;
 	if (!o->trace)
 		return cmd_usage_error("policy", "%s", "simulate needs --trace FILE");
 	return 0;
@@ -373,7 +352,7 @@ static int keys(void)
 int cmd_policy(int argc, char **argv)
 {
 	if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
-		cmd_policy_usage();
+		cmd_policy_usage("policy");
 		return argc < 2 ? EXIT_USAGE : 0;
 	}
 	if (!strcmp(argv[1], "simulate"))

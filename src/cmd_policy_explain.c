@@ -9,10 +9,10 @@
  */
 #define LOG_PREFIX ""
 #include <errno.h>
-#include <getopt.h>
 #include <stdio.h>
 #include <string.h>
 #include "src/cmd.h"
+#include "src/cmdopt.h"
 #include "src/ctlclient.h"
 #include "src/json.h"
 #include "src/log.h"
@@ -39,57 +39,46 @@ struct explain {
 	bool done;
 };
 
+/* --bandwidth: a rate above 0; the link is then given, not assumed. */
+static int set_bandwidth(const struct cmdopt *d, const char *arg, void *opts)
+{
+	struct explain *e = opts;
+
+	if (parse_rate(arg, &e->bandwidth) || !e->bandwidth)
+		return -EINVAL;
+	e->bandwidth_given = true;
+	return 0;
+}
+
+/* --rtt MS, kept in microseconds. */
+static int set_rtt(const struct cmdopt *d, const char *arg, void *opts)
+{
+	struct explain *e = opts;
+	int err = parse_count_range(arg, d->lo, d->hi, &e->rtt_us);
+
+	if (!err)
+		e->rtt_us *= 1000;
+	return err;
+}
+
+#define AT(f) CMDOPT_AT(struct explain, f)
+static const struct cmdopt explain_options[] = {
+	{ "control", CMDOPT_STRING, AT(control) },
+	{ "policy", CMDOPT_STRING, AT(policy) },
+	{ "bandwidth", CMDOPT_CALL, .set = set_bandwidth },
+	{ "rtt", CMDOPT_CALL, .set = set_rtt, .lo = 0, .hi = 10000, .unit = "ms" },
+	{ "seconds", CMDOPT_COUNT, AT(seconds), .lo = 1, .hi = 3600 },
+	{ "json", CMDOPT_FLAG, AT(json) },
+	{ NULL },
+};
+#undef AT
+
 static int parse_explain(int argc, char **argv, struct explain *e)
 {
-	static const struct option opts[] = {
-		{ "control", required_argument, NULL, 's' },
-		{ "policy", required_argument, NULL, 'p' },
-		{ "bandwidth", required_argument, NULL, 'b' },
-		{ "rtt", required_argument, NULL, 'r' },
-		{ "seconds", required_argument, NULL, 'n' },
-		{ "json", no_argument, NULL, 'j' },
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
-	};
-	int c;
+	int ret = cmdopt_parse("policy", explain_options, argc, argv, e, cmd_policy_usage);
 
-	optind = 1;
-	while ((c = getopt_long(argc, argv, "+", opts, NULL)) != -1) {
-		switch (c) {
-		case 's':
-			e->control = optarg;
-			break;
-		case 'p':
-			e->policy = optarg;
-			break;
-		case 'b':
-			if (parse_rate(optarg, &e->bandwidth) || !e->bandwidth)
-				return cmd_usage_error("policy", "bad --bandwidth '%s'", optarg);
-			e->bandwidth_given = true;
-			break;
-		case 'r':
-			if (parse_count_range(optarg, 0, 10000, &e->rtt_us))
-				return cmd_usage_error("policy", "bad --rtt '%s' (0 to 10000 ms)",
-						       optarg);
-			e->rtt_us *= 1000;
-			break;
-		case 'n':
-			if (parse_count_range(optarg, 1, 3600, &e->seconds))
-				return cmd_usage_error("policy", "bad --seconds '%s' (1 to 3600)",
-						       optarg);
-			break;
-		case 'j':
-			e->json = true;
-			break;
-		case 'h':
-			cmd_policy_usage();
-			return -1;
-		default:
-			return cmd_usage_error("policy", "%s", "invalid option");
-		}
-	}
-	if (optind < argc)
-		return cmd_usage_error("policy", "unexpected argument '%s'", argv[optind]);
+	if (ret)
+		return ret;
 	if (!e->control)
 		return cmd_usage_error("policy", "%s", "explain needs --control PATH");
 	return 0;
