@@ -7,12 +7,12 @@
  */
 #define LOG_PREFIX ""
 #include <errno.h>
-#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 #include "src/cmd.h"
+#include "src/cmdopt.h"
 #include "src/ctlclient.h"
 #include "src/json.h"
 #include "src/log.h"
@@ -35,7 +35,7 @@ struct trace_opts {
 	int result;
 };
 
-static void trace_usage(void)
+static void trace_usage(const char *cmd)
 {
 	printf("usage: hybridmig trace --control PATH [--seconds N] [--record FILE] [--json]\n"
 	       "                       [--no-bpf]\n\n"
@@ -58,47 +58,23 @@ static void trace_usage(void)
 	       VMCTL_TRACE_MAX_S);
 }
 
+#define AT(f) CMDOPT_AT(struct trace_opts, f)
+static const struct cmdopt trace_options[] = {
+	{ "control", CMDOPT_STRING, AT(control) },
+	{ "seconds", CMDOPT_COUNT, AT(seconds), .lo = 1, .hi = VMCTL_TRACE_MAX_S },
+	{ "record", CMDOPT_STRING, AT(record) },
+	{ "json", CMDOPT_FLAG, AT(json) },
+	{ "no-bpf", CMDOPT_FLAG, AT(no_bpf) },
+	{ NULL },
+};
+#undef AT
+
 static int parse_trace(int argc, char **argv, struct trace_opts *o)
 {
-	static const struct option opts[] = {
-		{ "control", required_argument, NULL, 's' },
-		{ "seconds", required_argument, NULL, 'n' },
-		{ "record", required_argument, NULL, 'r' },
-		{ "json", no_argument, NULL, 'j' },
-		{ "no-bpf", no_argument, NULL, 'B' },
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
-	};
-	int c;
+	int ret = cmdopt_parse("trace", trace_options, argc, argv, o, trace_usage);
 
-	while ((c = getopt_long(argc, argv, "+", opts, NULL)) != -1) {
-		switch (c) {
-		case 's':
-			o->control = optarg;
-			break;
-		case 'n':
-			if (parse_count_range(optarg, 1, VMCTL_TRACE_MAX_S, &o->seconds))
-				return cmd_usage_error("trace", "bad --seconds '%s' (1 to %d)",
-						       optarg, VMCTL_TRACE_MAX_S);
-			break;
-		case 'r':
-			o->record = optarg;
-			break;
-		case 'j':
-			o->json = true;
-			break;
-		case 'B':
-			o->no_bpf = true;
-			break;
-		case 'h':
-			trace_usage();
-			return -1;
-		default:
-			return cmd_usage_error("trace", "%s", "invalid option");
-		}
-	}
-	if (optind < argc)
-		return cmd_usage_error("trace", "unexpected argument '%s'", argv[optind]);
+	if (ret)
+		return ret;
 	if (!o->control)
 		return cmd_usage_error("trace", "%s", "--control PATH is required");
 	return 0;
