@@ -5,7 +5,7 @@
 #include <errno.h>
 #include <event2/event.h>
 #include <event2/thread.h>
-#include <getopt.h>
+#include <getopt.h> /* optind */
 #include <limits.h>
 #include <signal.h>
 #include <pthread.h>
@@ -32,6 +32,7 @@
 #include "src/vm.h"
 #include "src/vmctl.h"
 #include "src/cmd.h"
+#include "src/cmdopt.h"
 
 static int parse_ms(const char *s, uint64_t *v)
 {
@@ -132,65 +133,64 @@ static int client_reply(const char *cmd, const char *reply, bool json)
 	return 0;
 }
 
+struct client_opts {
+	const char *control;
+	uint64_t timeout; /* seconds */
+	bool force;
+	bool json;
+};
+
+#define AT(f) CMDOPT_AT(struct client_opts, f)
+static const struct cmdopt client_options[] = {
+	{ "control", CMDOPT_STRING, AT(control) },
+	{ "json", CMDOPT_FLAG, AT(json) },
+	{ "timeout", CMDOPT_COUNT, AT(timeout), .lo = 1, .hi = 86400, .unit = "s" },
+	{ "force", CMDOPT_FLAG, AT(force) },
+	{ NULL },
+};
+#undef AT
+
+/* The options, then the VALUE of a command that takes one (@vc) into *v. */
+static int parse_client(const char *cmd, const struct value_cmd *vc, int argc, char **argv,
+			struct client_opts *o, uint64_t *v)
+{
+	int ret = cmdopt_scan(cmd, client_options, argc, argv, o, print_client_help);
+
+	if (ret)
+		return ret;
+	if (vc && optind == argc)
+		return cmd_usage_error(cmd, "%s is required", vc->value);
+	if (argc - optind > (vc ? 1 : 0))
+		return cmd_usage_error(cmd, "unexpected argument '%s'", argv[argc - 1]);
+	if (!o->control)
+		return cmd_usage_error(cmd, "%s", "--control PATH is required");
+	if (vc && vc->parse(argv[optind], v))
+		return cmd_usage_error(cmd, "bad %s '%s' (%s)", vc->value, argv[optind], vc->range);
+	return 0;
+}
+
 int cmd_client(const char *cmd, int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{ "control", required_argument, NULL, 's' }, { "json", no_argument, NULL, 'j' },
-		{ "timeout", required_argument, NULL, 't' }, { "force", no_argument, NULL, 'f' },
-		{ "help", no_argument, NULL, 'h' },	     { NULL, 0, NULL, 0 },
-	};
-	const char *path = NULL;
-	uint64_t timeout = 150;
-	bool force = false;
-	bool json = false;
+	struct client_opts o = { .timeout = 150 };
 	const struct value_cmd *vc = value_cmd(cmd);
 	uint64_t v = 0;
 	char req[160];
 	char reply[8192];
 	char why[256];
-	int c;
+	int ret = parse_client(cmd, vc, argc, argv, &o, &v);
 
-	while ((c = getopt_long(argc, argv, "+", opts, NULL)) != -1) {
-		switch (c) {
-		case 's':
-			path = optarg;
-			break;
-		case 'j':
-			json = true;
-			break;
-		case 'f':
-			force = true;
-			break;
-		case 't':
-			if (parse_count_range(optarg, 1, 86400, &timeout))
-				return cmd_usage_error(cmd, "bad --timeout '%s' (1 to 86400 s)",
-						       optarg);
-			break;
-		case 'h':
-			print_client_help(cmd);
-			return 0;
-		default:
-			return cmd_usage_error(cmd, "%s", "invalid option");
-		}
-	}
-	if (vc && optind == argc)
-		return cmd_usage_error(cmd, "%s is required", vc->value);
-	if (argc - optind > (vc ? 1 : 0))
-		return cmd_usage_error(cmd, "unexpected argument '%s'", argv[argc - 1]);
-	if (!path)
-		return cmd_usage_error(cmd, "%s", "--control PATH is required");
-	if (vc && vc->parse(argv[optind], &v))
-		return cmd_usage_error(cmd, "bad %s '%s' (%s)", vc->value, argv[optind], vc->range);
+	if (ret)
+		return ret < 0 ? 0 : ret;
 	if (vc)
 		snprintf(req, sizeof(req), "{\"cmd\":\"%s\",\"%s\":%llu}", cmd, vc->key,
 			 (unsigned long long)v);
 	else
 		snprintf(req, sizeof(req), "{\"cmd\":\"%s\"%s}", cmd,
-			 force ? ",\"force\":true" : "");
-	if (ctlclient_call(path, req, reply, sizeof(reply), (int)timeout * 1000, why,
+			 o.force ? ",\"force\":true" : "");
+	if (ctlclient_call(o.control, req, reply, sizeof(reply), (int)o.timeout * 1000, why,
 			   sizeof(why))) {
 		hm_err("%s", why);
 		return 1;
 	}
-	return client_reply(cmd, reply, json);
+	return client_reply(cmd, reply, o.json);
 }
