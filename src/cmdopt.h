@@ -27,16 +27,20 @@ enum cmdopt_kind {
 	CMDOPT_ACTION,	/* set() without an argument */
 };
 
-/* One option of a command; a table ends with an entry whose name is NULL. */
+/*
+ * One option of a command; a table ends with an entry whose name is NULL.
+ * A bad value says "bad --NAME 'VALUE' (HINT)" when there is a hint, else
+ * "bad --NAME 'VALUE' (LO to HI UNIT)" when hi is set, else "bad --NAME 'VALUE'".
+ */
 struct cmdopt {
 	const char *name;      /* the long name, without "--" */
 	enum cmdopt_kind kind; /* how the argument is read and stored */
 	size_t off;	       /* offsetof() the field in the command's options struct */
 	size_t size;	       /* sizeof() that field (CMDOPT_AT sets both) */
-	uint64_t lo;	       /* COUNT: the least value; RATE: the least rate */
-	uint64_t hi;	       /* COUNT: the most; also CALL: the range its message names */
+	uint64_t lo;	       /* COUNT, a CALL reading a count: the least; RATE: the least rate */
+	uint64_t hi;	       /* COUNT, a CALL reading a count: the most (not 0) */
 	const char *unit;      /* after the range in the message ("s", "ms"), or NULL */
-	const char *hint;      /* the message's "(...)" when the range is not it, or NULL */
+	const char *hint;      /* the message's "(...)" instead of the range, or NULL */
 	/*
 	 * CALL, ACTION: store @arg (NULL for ACTION) in @opts, the struct given
 	 * to cmdopt_parse(). 0, or -errno for a bad value (the message follows).
