@@ -216,15 +216,10 @@ landed() {
 	check "$n: destination exits 0" [ $? -eq 0 ]
 }
 
-# writer_rate MAX: the pages/s for a dirtier that a test needs pre-copy to
-# outrun. MAX where this machine's migration moves pages four times as fast
-# (hardware KVM: always), else a quarter of what it moves, so that each
-# pre-copy round leaves about a quarter of the one before: under an emulated
-# CPU (tools/nested-kvm.sh) a migration moves ~700 pages/s, and a 20000
-# pages/s writer would never converge there. Measured once per boot and
-# binary by a pre-copy of a 32 MiB working set (on port PORT + 900), cached
-# beside the binary. Call it as R=$(writer_rate N) || exit 1.
-writer_rate() {
+# migrate_pps: how many pages/s a pre-copy moves on this machine, measured
+# once per boot and binary (a 32 MiB working set, on port PORT + 900) and
+# cached beside the binary; returns 1 when it cannot be measured.
+migrate_pps() {
 	_c=$(dirname "$HM")/.migrate-pages-per-s
 	_k="$(cat /proc/sys/kernel/random/boot_id) $(stat -c %Y "$HM")"
 	if [ "$(sed -n 1p "$_c" 2>/dev/null)" != "$_k" ]; then
@@ -251,7 +246,27 @@ print(int(r["bandwidth_mbps"] * 1e6 * r["compression_ratio"] / 8 / 4096))' 2>/de
 		printf '%s\n%s\n' "$_k" "$_pps" >"$_c"
 		echo "this machine migrates $_pps pages/s (cached in $_c)" >&2
 	fi
-	python3 -c 'import sys; print(max(50, min(int(sys.argv[1]), int(sys.argv[2]) // 4)))' "$1" "$(sed -n 2p "$_c")"
+	sed -n 2p "$_c"
+}
+
+# writer_rate MAX [SHARE] and writer_io MAX [SHARE]: a dirtier's rate=
+# (pages/s) and io= (MB/s of DMA writes) for a test that needs pre-copy to
+# outrun the guest. Together the writers get a quarter of what this machine
+# migrates (migrate_pps), split between SHARE of them (default 1; a dirtier
+# with io= is 2), so each pre-copy round leaves about a quarter of the one
+# before. On hardware KVM that is far above MAX, so MAX it is; under an
+# emulated CPU (tools/nested-kvm.sh, ~1600 pages/s) a 20000 pages/s writer
+# would never converge. io= is at least 1 (MB/s): its 256-page ring
+# is dirtied about 250 pages/s. Call them as R=$(writer_rate N) || exit 1.
+writer_rate() {
+	_pps=$(migrate_pps) || return 1
+	python3 -c 'import sys; m, p, s = map(int, sys.argv[1:]); print(max(50, min(m, p // 4 // s)))' \
+		"$1" "$_pps" "${2:-1}"
+}
+writer_io() {
+	_pps=$(migrate_pps) || return 1
+	python3 -c 'import sys; m, p, s = map(int, sys.argv[1:]); print(max(1, min(m, p * 4096 // 4 // s // 1000000)))' \
+		"$1" "$_pps" "${2:-1}"
 }
 
 finish() {

@@ -78,8 +78,9 @@ hop() {
 	check "$n: verify ok after the move" [ "$v" = ok ]
 }
 
-R=$(writer_rate 20000) || exit 1
-start_bg a run -v --mem 512M --vcpus 2 --guest dirtier:wss=64M,rate=$R,pattern=random,io=20 \
+R=$(writer_rate 20000 2) || exit 1
+IO=$(writer_io 20 2) || exit 1
+start_bg a run -v --mem 512M --vcpus 2 --guest dirtier:wss=64M,rate=$R,pattern=random,io=$IO \
 	--control "$T/a.sock"
 wait_sock "$T/a.sock" || bad "a: source did not come up"
 sleep 0.5

@@ -61,8 +61,10 @@ source_fine() {
 
 GROWS=0 migrate_ok idle --mem 256M --guest idle
 R=$(writer_rate 20000) || exit 1
+R2=$(writer_rate 20000 2) || exit 1
+IO=$(writer_io 20 2) || exit 1
 GROWS=1 migrate_ok dirtier1 --mem 256M --guest dirtier:wss=32M,rate=$R
-GROWS=1 migrate_ok dirtier2io --mem 256M --vcpus 2 --guest dirtier:wss=32M,rate=$R,pattern=random,io=20
+GROWS=1 migrate_ok dirtier2io --mem 256M --vcpus 2 --guest dirtier:wss=32M,rate=$R2,pattern=random,io=$IO
 
 # --- the destination refuses: VM keeps running on the source -------------------
 PORT=$((PORT + 1))
@@ -84,7 +86,8 @@ wait_sock "$T/kill.s.sock"
 sleep 1
 "$HM" migrate --mode precopy $TLS_SRC --control "$T/kill.s.sock" --to 127.0.0.1:$PORT --bandwidth 40M >"$T/kill.out" 2>"$T/kill.err" &
 mp=$!
-sleep 1.5
+# killed mid-copy, not during the handshake (which an emulated CPU can make last)
+check "destination killed: the copy had begun" job_until "$T/kill.s.sock" phase precopy
 kill -9 "$PID_kill_dst"
 wait "$mp"
 check "destination killed: migrate exits 7 (link lost)" [ $? -eq 7 ]

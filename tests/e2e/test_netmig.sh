@@ -8,10 +8,12 @@ require_kvm
 net_up hmt$$ --rate 1gbit
 PORT=$((10000 + $$ % 20000)) # below the ephemeral range (32768+)
 R=$(writer_rate 5000) || exit 1
+R2=$(writer_rate 5000 2) || exit 1
+IO=$(writer_io 5 2) || exit 1
 
 # --- a dirtier below the 1 Gbit/s link, 2 vCPUs, I/O on ----------------------
 bg_in b d1 incoming $TLS_DST --listen "$B:$PORT" --control "$T/d1.sock"
-bg_in a s1 run --mem 256M --vcpus 2 --guest dirtier:wss=64M,rate=$R,io=5 --control "$T/s1.sock"
+bg_in a s1 run --mem 256M --vcpus 2 --guest dirtier:wss=64M,rate=$R2,io=$IO --control "$T/s1.sock"
 wait_sock "$T/s1.sock"
 sleep 0.5
 ip netns exec $NET-a "$HM" migrate --mode precopy $TLS_SRC --control "$T/s1.sock" --to "$B:$PORT" --json >"$T/m1" 2>&1

@@ -127,7 +127,8 @@ wait "$PID_b_src" "$PID_b_dst" "$PID_b2_src"
 # --- plain TCP is an explicit choice and works ------------------------------------
 PORT=$((PORT + 1))
 start_bg p_dst incoming --insecure --listen "[::1]:$PORT" --control "$T/p.d.sock"
-start_bg p_src run --mem 128M --guest dirtier:wss=16M,rate=5000 --control "$T/p.s.sock"
+R5=$(writer_rate 5000) || exit 1
+start_bg p_src run --mem 128M --guest dirtier:wss=16M,rate=$R5 --control "$T/p.s.sock"
 wait_sock "$T/p.s.sock"
 "$HM" migrate --mode precopy --insecure --control "$T/p.s.sock" --to "[::1]:$PORT" >/dev/null 2>"$T/p.err"
 check "--insecure on both sides, over IPv6 [::1]: migrates" [ $? -eq 0 ]
